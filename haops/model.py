@@ -1,0 +1,180 @@
+"""The validated inventory: frozen data, safe to put into any config file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+BALANCERS = ("iptables", "lvs", "haproxy", "nginx", "apache")
+STICKY = ("none", "cookie", "source")
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    name: str
+    network: IPv4Network
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: IPv4Address
+    groups: tuple[str, ...] = ()
+    interface: str = "eth0"
+    ssh_user: str = "root"
+    ssh_port: int = 22
+    init: str = "auto"
+    weight: int = 1
+
+
+@dataclass(frozen=True)
+class Backend:
+    host: str
+    address: IPv4Address
+    port: int
+    weight: int = 1
+    backup: bool = False
+
+
+@dataclass(frozen=True)
+class Health:
+    path: str | None = "/health"
+    interval_ms: int = 2000
+    timeout_ms: int = 1000
+    fall: int = 3
+    rise: int = 2
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect_ms: int = 5000
+    client_ms: int = 30000
+    server_ms: int = 30000
+
+
+@dataclass(frozen=True)
+class Stats:
+    port: int
+    user: str
+    password: str
+    uri: str = "/stats"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    vip: IPv4Address
+    port: int
+    balancer: str
+    algorithm: str
+    hosts: tuple[str, ...]
+    backends: tuple[Backend, ...]
+    health: Health | None = None
+    sticky: str = "none"
+    cookie: str = "SERVERID"
+    hash_key: str | None = None
+    retries: int = 2
+    redispatch: bool = True
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    maxconn: int = 4096
+    stats: Stats | None = None
+    lvs_mode: str = "nat"
+    persistence_s: int | None = None
+    nginx_plus: bool = False
+    next_upstream: tuple[str, ...] = ("error", "timeout")
+    manager_allow: tuple[IPv4Network, ...] = ()
+
+    @property
+    def weighted(self) -> bool:
+        return len({backend.weight for backend in self.backends}) > 1
+
+
+@dataclass(frozen=True)
+class Record:
+    name: str
+    addresses: tuple[IPv4Address, ...]
+    ttl: int | None = None
+
+
+@dataclass(frozen=True)
+class Delegation:
+    name: str
+    servers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Zone:
+    name: str
+    servers: tuple[str, ...]
+    records: tuple[Record, ...]
+    delegations: tuple[Delegation, ...] = ()
+    ttl: int = 300
+    rrset_order: str = "cyclic"
+    contact: str = "hostmaster"
+
+
+@dataclass(frozen=True)
+class DrbdNode:
+    host: str
+    node_id: int
+    address: IPv4Address
+    disk: str
+
+
+@dataclass(frozen=True)
+class DrbdResource:
+    name: str
+    nodes: tuple[DrbdNode, ...]
+    protocol: str = "C"
+    port: int = 7789
+    minor: int = 0
+    meta_disk: str = "internal"
+    secret: str | None = None
+    after_sb_0pri: str = "discard-zero-changes"
+    after_sb_1pri: str = "discard-secondary"
+    after_sb_2pri: str = "disconnect"
+    fencing: str = "resource-only"
+    quorum: str = "off"
+    allow_two_primaries: bool = False
+
+    @property
+    def device(self) -> str:
+        return f"/dev/drbd{self.minor}"
+
+
+@dataclass(frozen=True)
+class VrrpInstance:
+    name: str
+    vip: IPv4Interface
+    router_id: int
+    priorities: tuple[tuple[str, int], ...]
+    advert_int_ms: int = 1000
+    auth_pass: str | None = None
+    track_process: str | None = None
+    nopreempt: bool = False
+    interface: str | None = None
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        return tuple(host for host, _ in self.priorities)
+
+    def priority(self, host: str) -> int:
+        return dict(self.priorities)[host]
+
+
+@dataclass(frozen=True)
+class Inventory:
+    source: str
+    hosts: dict[str, Host]
+    services: dict[str, Service] = field(default_factory=dict)
+    zones: dict[str, Zone] = field(default_factory=dict)
+    drbd: dict[str, DrbdResource] = field(default_factory=dict)
+    vrrp: dict[str, VrrpInstance] = field(default_factory=dict)
+    lab: LabSettings | None = None
+
+    def group(self, name: str) -> tuple[str, ...]:
+        return tuple(host.name for host in self.hosts.values() if name in host.groups)
+
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        names = sorted({group for host in self.hosts.values() for group in host.groups})
+        return {name: self.group(name) for name in names}

@@ -1,0 +1,47 @@
+"""The Jinja2 environment shared by every target."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+
+def template_root() -> Path:
+    """Templates ship inside the wheel as haops/templates; a source checkout keeps them at top level."""
+    packaged = Path(__file__).parent / "templates"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "templates"
+
+
+def duration(milliseconds: int) -> str:
+    """Milliseconds in the largest whole unit: 1500 -> '1500ms', 2000 -> '2s', 60000 -> '1m'."""
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if milliseconds % size == 0:
+            return f"{milliseconds // size}{unit}"
+    return f"{milliseconds}ms"
+
+
+def whole_seconds(milliseconds: int) -> int:
+    """Round up to whole seconds, at least 1, for daemons that only take seconds."""
+    return max(1, -(-milliseconds // 1000))
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_root())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["duration"] = duration
+    env.filters["seconds"] = whole_seconds
+    return env
+
+
+def render_template(name: str, **variables: Any) -> str:
+    return environment().get_template(name).render(**variables)

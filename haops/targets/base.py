@@ -1,0 +1,73 @@
+"""The interface every technology module implements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import ClassVar
+
+from haops.model import Inventory
+
+ProblemAt = tuple[tuple[str | int, ...], str]
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    """One file as it must exist on a host. `secrets` are masked wherever text is shown."""
+
+    path: str
+    text: str
+    mode: int = 0o644
+    secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Check:
+    """A real checker run against a candidate tree; `tool` must be on PATH."""
+
+    tool: str
+    argv: tuple[str, ...]
+    label: str
+    env: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """What rendering may depend on besides the inventory: the date, and live files."""
+
+    today: date = field(default_factory=date.today)
+    live: Mapping[str, str] = field(default_factory=dict)
+
+
+class Target:
+    """One technology: which hosts it configures, their files, and how to check them."""
+
+    name: ClassVar[str]
+    service: ClassVar[str | None]
+    summary: ClassVar[str]
+
+    def hosts(self, inventory: Inventory) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
+        raise NotImplementedError
+
+    def checks(self, inventory: Inventory, host: str, root: Path) -> list[Check]:
+        """Checker commands for the files rendered under `root` (a candidate tree)."""
+        raise NotImplementedError
+
+
+def under(root: Path, path: str) -> str:
+    """The place of an absolute host path inside a candidate tree."""
+    return str(root / path.lstrip("/"))
+
+
+def services_on(inventory: Inventory, balancer: str, host: str) -> list:
+    return [s for s in inventory.services.values() if s.balancer == balancer and host in s.hosts]
+
+
+def hosts_running(inventory: Inventory, balancer: str) -> tuple[str, ...]:
+    wanted = {h for s in inventory.services.values() if s.balancer == balancer for h in s.hosts}
+    return tuple(name for name in inventory.hosts if name in wanted)

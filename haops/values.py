@@ -1,0 +1,145 @@
+"""Validators for every value that can reach a config file.
+
+Each takes the raw YAML value and returns the clean value, or raises ValueError with a
+message that says what is allowed. Anything that could smuggle a directive into a
+config (newline, ';', '{', '}', '#', quotes, stray whitespace) fails a pattern here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
+HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+DNS_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?$")
+HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~/%-]{0,200}$")
+TOKEN = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
+COOKIE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+SECRET = re.compile(r"^[A-Za-z0-9!$%&()*+,./<=>?@\[\]^_|~:-]{1,128}$")
+USER = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
+DEVICE = re.compile(r"^/dev/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+INTERFACE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+DURATION = re.compile(r"^(\d{1,9})(ms|s|m|h)$")
+UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be {what}, got {_show(value)}")
+    return value
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false (write it in quotes if you meant text)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing"
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def matching(pattern: re.Pattern[str], what: str) -> Any:
+    """A validator for text that must match `pattern`; `what` describes it to the user."""
+
+    def check(value: Any) -> str:
+        text = _text(value, what)
+        if not pattern.fullmatch(text):
+            raise ValueError(f"must be {what}, got {_show(value)}")
+        return text
+
+    return check
+
+
+name = matching(NAME, "a name: a letter, then up to 31 letters, digits, '_' or '-'")
+hostname = matching(HOSTNAME, "a host name: lowercase letters, digits and '-', up to 63")
+http_path = matching(HTTP_PATH, "a URL path starting with '/' (letters, digits, . _ ~ / % -)")
+header = matching(TOKEN, "an HTTP header name (letters, digits, '-')")
+cookie = matching(COOKIE, "a cookie name (a letter, then letters, digits or '_')")
+secret = matching(SECRET, "1-128 printable characters without spaces, quotes, '#', ';', '{', '}' or '\\'")
+user = matching(USER, "a user name (letters, digits, '.', '_', '-')")
+device = matching(DEVICE, "a device path under /dev")
+interface = matching(INTERFACE, "an interface name (up to 15 letters, digits, '.', '_', '-')")
+
+
+def ipv4(value: Any) -> ipaddress.IPv4Address:
+    text = _text(value, "an IPv4 address such as 10.213.0.11")
+    try:
+        return ipaddress.IPv4Address(text)
+    except ValueError:
+        raise ValueError(f"must be an IPv4 address such as 10.213.0.11, got {_show(value)}") from None
+
+
+def ipv4_network(value: Any) -> ipaddress.IPv4Network:
+    text = _text(value, "an IPv4 network such as 10.213.0.0/24")
+    try:
+        return ipaddress.IPv4Network(text)
+    except ValueError:
+        raise ValueError(f"must be an IPv4 network such as 10.213.0.0/24, got {_show(value)}") from None
+
+
+def integer(low: int, high: int) -> Any:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be a whole number from {low} to {high}, got {_show(value)}")
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low} to {high}, got {value}")
+        return value
+
+    return check
+
+
+port = integer(1, 65535)
+weight = integer(1, 100)
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {_show(value)}")
+    return value
+
+
+def duration_ms(value: Any) -> int:
+    """'500ms', '2s', '1m', '1h' or a bare number of seconds -> milliseconds."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        milliseconds = value * 1000
+    else:
+        match = DURATION.fullmatch(_text(value, "a duration such as 500ms, 2s or 1m"))
+        if not match:
+            raise ValueError(f"must be a duration such as 500ms, 2s or 1m, got {_show(value)}")
+        milliseconds = int(match.group(1)) * UNIT_MS[match.group(2)]
+    if not 1 <= milliseconds <= 86_400_000:
+        raise ValueError(f"must be between 1ms and 24h, got {_show(value)}")
+    return milliseconds
+
+
+def one_of(*choices: str) -> Any:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}; got {_show(value)}")
+        return value
+
+    return check
+
+
+def zone_name(value: Any) -> str:
+    text = _text(value, "a DNS zone name such as example.test").rstrip(".").lower()
+    labels = text.split(".")
+    if len(text) > 253 or len(labels) < 2 or not all(DNS_LABEL.fullmatch(label) for label in labels):
+        raise ValueError(f"must be a DNS zone name such as example.test, got {_show(value)}")
+    return text
+
+
+def record_name(value: Any) -> str:
+    """A name relative to its zone: '@' for the apex, or dot-separated labels."""
+    text = _text(value, "a record name such as www or '@'").lower()
+    if text == "@":
+        return text
+    if len(text) > 200 or not all(DNS_LABEL.fullmatch(label) for label in text.split(".")):
+        raise ValueError(f"must be a record name such as www, a.b or '@', got {_show(value)}")
+    return text

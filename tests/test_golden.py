@@ -1,0 +1,68 @@
+"""Rendered files must equal tests/golden/<target>/<case>/expected/<host>/<path>.
+
+A case is a folder holding inventory.yml; every host the target configures has its files
+under expected/. Run `pytest tests/test_golden.py --update-golden` after an intended change
+and review the diff.
+"""
+
+from __future__ import annotations
+
+import difflib
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from haops import inventory
+from haops.targets import get_target
+from haops.targets.base import RenderContext
+from tests.conftest import GOLDEN
+
+pytestmark = pytest.mark.golden
+GOLDEN_DAY = date(2026, 1, 2)
+CASES = sorted(path.parent for path in GOLDEN.glob("*/*/inventory.yml"))
+
+
+def rendered_tree(case: Path) -> dict[str, str]:
+    target = get_target(case.parent.name)
+    inv = inventory.load(case / "inventory.yml")
+    tree = {}
+    for host in target.hosts(inv):
+        for file in target.render(inv, host, RenderContext(today=GOLDEN_DAY)):
+            tree[f"{host}{file.path}"] = file.text
+    return tree
+
+
+def expected_tree(case: Path) -> dict[str, str]:
+    expected = case / "expected"
+    return {str(p.relative_to(expected)): p.read_text() for p in sorted(expected.rglob("*")) if p.is_file()}
+
+
+def write_expected(case: Path, tree: dict[str, str]) -> None:
+    expected = case / "expected"
+    for old in sorted(expected.rglob("*"), reverse=True) if expected.exists() else []:
+        old.unlink() if old.is_file() else old.rmdir()
+    for relative, text in tree.items():
+        (expected / relative).parent.mkdir(parents=True, exist_ok=True)
+        (expected / relative).write_text(text)
+
+
+def test_every_target_has_golden_cases() -> None:
+    from haops.targets import TARGET_NAMES
+
+    covered = {case.parent.name for case in CASES}
+    assert covered == set(TARGET_NAMES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.parent.name}/{c.name}")
+def test_rendering_matches_golden(case: Path, update_golden: bool) -> None:
+    actual = rendered_tree(case)
+    assert actual, f"{case}: the target renders nothing for this inventory"
+    if update_golden:
+        write_expected(case, actual)
+    expected = expected_tree(case)
+    assert sorted(actual) == sorted(expected), "the set of rendered files changed"
+    for name, text in actual.items():
+        if text != expected[name]:
+            diff = difflib.unified_diff(expected[name].splitlines(True), text.splitlines(True), f"golden/{name}", f"rendered/{name}")
+            pytest.fail("".join(diff))
