@@ -1,0 +1,37 @@
+"""`haops inventory`: check an inventory, or show it resolved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from haops.cli.common import InventoryPath, JsonFlag, load_inventory
+from haops.cli.output import out
+
+app = typer.Typer(help="Check an inventory, or show it resolved with every default filled in.", no_args_is_help=True)
+
+
+@app.command()
+def check(inventory: Path = InventoryPath) -> None:
+    """Validate the inventory; print a one-line summary, or every problem with file:line."""
+    inv = load_inventory(inventory)
+    parts = [f"{len(inv.hosts)} hosts", f"{len(inv.services)} services", f"{len(inv.zones)} zones",
+             f"{len(inv.drbd)} DRBD resources", f"{len(inv.vrrp)} VRRP instances"]
+    out().print(f"[green]ok[/] {inventory}: {', '.join(parts)}")
+
+
+@app.command()
+def show(inventory: Path = InventoryPath, as_json: bool = JsonFlag) -> None:
+    """Print the resolved inventory: groups expanded, defaults filled in, secrets masked."""
+    import json
+
+    import yaml
+
+    from haops.resolved import resolved
+
+    data = resolved(load_inventory(inventory))
+    if as_json:
+        out().print_json(json.dumps(data))
+    else:
+        out().print(yaml.safe_dump(data, sort_keys=False, default_flow_style=False), end="", markup=False)
