@@ -339,7 +339,7 @@ class _InventoryParser:
             chosen = self._select(servers, dpath)
             if label is not None:
                 delegations.append(Delegation(label, chosen))
-        return Zone(
+        zone = Zone(
             name=name,
             servers=self._select(data.get("servers"), path + ("servers",)),
             records=tuple(records),
@@ -348,6 +348,11 @@ class _InventoryParser:
             rrset_order=self.r.field(data, path, "rrset_order", values.one_of("cyclic", "random", "fixed"), "cyclic"),
             contact=self.r.field(data, path, "contact", values.record_name, "hostmaster"),
         )
+        from haops.targets.bind import review_zone
+
+        for subpath, message in review_zone(zone):
+            self.r.problem(path + subpath, message)
+        return zone
 
     def _record(self, label: str | None, raw: Any, path: Path) -> Record | None:
         ttl = None

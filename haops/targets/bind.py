@@ -1,0 +1,212 @@
+"""BIND: one self-contained named.conf per name server, one zone file per zone it serves.
+
+Every server of a zone is a master loading the same zone file, so no zone transfer is
+needed. The SOA serial changes only when the zone's content changes (see next_serial).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from haops.model import Inventory, Record, Zone
+from haops.render import render_template
+from haops.targets.base import Check, ProblemAt, RenderContext, RenderedFile, Target, under
+
+CONFIG = "/etc/bind/named.conf"
+ZONE_DIR = "/etc/bind/haops"
+WORKING_DIR = "/var/cache/bind"
+MAX_SERIAL = 2**32 - 1
+# The serial sits alone on its line in the SOA record, as the template writes it.
+SERIAL_LINE = re.compile(r"^(?P<indent>[ \t]+)(?P<serial>\d{1,10})(?P<rest> ; serial\b.*)$", re.MULTILINE)
+
+
+def zone_path(zone: Zone) -> str:
+    return f"{ZONE_DIR}/db.{zone.name}"
+
+
+def server_name(host: str, zone: Zone) -> str:
+    """The name-server name of an inventory host inside `zone`: '<host>.<zone>.'."""
+    return f"{host}.{zone.name}."
+
+
+# --- review ---------------------------------------------------------------------------
+
+
+def review_zone(zone: Zone) -> list[ProblemAt]:
+    """Refuse zones that named would reject, or serve differently from what was asked."""
+    return [*_option_problems(zone), *_delegation_problems(zone), *(p for r in zone.records for p in _record_problems(zone, r))]
+
+
+def _option_problems(zone: Zone) -> list[ProblemAt]:
+    problems: list[ProblemAt] = []
+    if zone.rrset_order == "fixed":
+        problems.append((("rrset_order",), "Debian's BIND 9.18 is built without 'fixed' order: named-checkconf says "
+                         "\"order 'fixed' was disabled at compilation time\" and named answers in another order; "
+                         "use cyclic (rotate on every answer) or random"))
+    if zone.contact == "@":
+        problems.append((("contact",), "the contact is the mailbox part of hostmaster@zone, e.g. 'hostmaster'; '@' is not a mailbox"))
+    return problems
+
+
+def _delegation_problems(zone: Zone) -> list[ProblemAt]:
+    return [(("delegate", "@"), "the zone apex cannot be delegated; delegate a name below it, e.g. 'app'")
+            for delegation in zone.delegations if delegation.name == "@"]
+
+
+def _record_problems(zone: Zone, record: Record) -> list[ProblemAt]:
+    where = ("records", record.name)
+    problems: list[ProblemAt] = []
+    if record.name in set(zone.servers) | {host for d in zone.delegations for host in d.servers}:
+        problems.append((where, f"{record.name}.{zone.name} is the name of a name server; haops writes its A record "
+                         "from the inventory address, so rename this record"))
+    if "_" in record.name:
+        problems.append((where, f"{record.name!r}: an A record name must be a host name (letters, digits, '-'); "
+                         "named refuses '_' there (check-names)"))
+    hidden = _cut_above(record.name, {d.name for d in zone.delegations})
+    if hidden is not None:
+        problems.append((where, f"{record.name}.{zone.name} lies inside the delegation of {hidden}.{zone.name}, so "
+                         "this zone may not answer for it; put the record in the delegated zone instead"))
+    return problems
+
+
+def _cut_above(name: str, cuts: set[str]) -> str | None:
+    """The delegated name at or above record `name`, if any."""
+    labels = name.split(".")
+    for start in range(len(labels)):
+        candidate = ".".join(labels[start:])
+        if candidate in cuts:
+            return candidate
+    return None
+
+
+# --- serial -----------------------------------------------------------------------------
+
+
+def serial_in(zone_text: str) -> int | None:
+    """The SOA serial of a zone file haops wrote, or None when the text is not one."""
+    match = SERIAL_LINE.search(zone_text)
+    if match is None:
+        return None
+    serial = int(match.group("serial"))
+    return serial if 0 < serial < MAX_SERIAL else None
+
+
+def without_serial(zone_text: str) -> str:
+    return SERIAL_LINE.sub(r"\g<indent>SERIAL\g<rest>", zone_text, count=1)
+
+
+def next_serial(today: date, new_body: str, live_text: str | None) -> int:
+    """YYYYMMDDnn that changes only when the zone content changes.
+
+    Same content as the live file (apart from its serial): keep the live serial.
+    Changed content: the larger of today's first serial and the live serial + 1, so more
+    than 99 changes a day just keep counting. No readable live file: today's first serial.
+    """
+    first_today = int(today.strftime("%Y%m%d")) * 100 + 1
+    live_serial = serial_in(live_text) if live_text is not None else None
+    if live_serial is None:
+        return first_today
+    if without_serial(new_body) == without_serial(live_text or ""):
+        return live_serial
+    return max(first_today, live_serial + 1)
+
+
+# --- zone data --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delegated:
+    name: str
+    name_servers: tuple[str, ...]
+
+
+def name_server_addresses(inventory: Inventory, zone: Zone) -> dict[str, IPv4Address]:
+    """'<host>.<zone>.' -> address, for the zone's own servers and every delegated server."""
+    hosts = list(zone.servers) + [host for d in zone.delegations for host in d.servers]
+    return {server_name(host, zone): inventory.hosts[host].address for host in dict.fromkeys(hosts)}
+
+
+def delegations(zone: Zone) -> list[Delegated]:
+    return [Delegated(d.name, tuple(server_name(h, zone) for h in d.servers)) for d in zone.delegations]
+
+
+def render_zone(inventory: Inventory, zone: Zone, context: RenderContext) -> RenderedFile:
+    path = zone_path(zone)
+    body = _zone_text(inventory, zone, serial=0)
+    serial = next_serial(context.today, body, context.live.get(path))
+    return RenderedFile(path, _zone_text(inventory, zone, serial))
+
+
+def _zone_text(inventory: Inventory, zone: Zone, serial: int) -> str:
+    return render_template(
+        "bind/zone.db.j2",
+        source=Path(inventory.source).name,
+        zone=zone,
+        serial=serial,
+        primary=server_name(zone.servers[0], zone),
+        name_servers=[server_name(host, zone) for host in zone.servers],
+        addresses=name_server_addresses(inventory, zone),
+        delegations=delegations(zone),
+    )
+
+
+# --- named.conf -------------------------------------------------------------------------
+
+
+def rrset_orders(zones: list[Zone]) -> list[tuple[str | None, str]]:
+    """(name pattern or None for every name, order); deepest zones first, as the first match wins."""
+    orders = {zone.rrset_order for zone in zones}
+    if len(orders) == 1:
+        return [(None, orders.pop())]
+    deepest_first = sorted(zones, key=lambda z: (-z.name.count("."), z.name))
+    return [(pattern, z.rrset_order) for z in deepest_first for pattern in (z.name, f"*.{z.name}")]
+
+
+def zones_on(inventory: Inventory, host: str) -> list[Zone]:
+    return [zone for zone in inventory.zones.values() if host in zone.servers]
+
+
+class BindTarget(Target):
+    name = "bind"
+    service = "named"
+    summary = "BIND authoritative zones: round-robin A records, delegations, content-driven serials"
+
+    def hosts(self, inventory: Inventory) -> tuple[str, ...]:
+        wanted = {host for zone in inventory.zones.values() for host in zone.servers}
+        return tuple(name for name in inventory.hosts if name in wanted)
+
+    def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
+        zones = zones_on(inventory, host)
+        config = render_template(
+            "bind/named.conf.j2",
+            source=Path(inventory.source).name,
+            address=inventory.hosts[host].address,
+            working_dir=WORKING_DIR,
+            rrset_orders=rrset_orders(zones),
+            zones=zones,
+            zone_path=zone_path,
+        )
+        return [RenderedFile(CONFIG, config), *(render_zone(inventory, zone, context) for zone in zones)]
+
+    def checks(self, inventory: Inventory, host: str, root: Path) -> list[Check]:
+        zone_checks = [
+            Check("named-checkzone", ("named-checkzone", "-k", "fail", "-i", "local", zone.name, under(root, zone_path(zone))),
+                  f"named-checkzone {zone.name}")
+            for zone in zones_on(inventory, host)
+        ]
+        return [*zone_checks, self._config_check(root)]
+
+    @staticmethod
+    def _config_check(root: Path) -> Check:
+        # -t chroots into the candidate tree so the zone paths resolve there; named-checkconf
+        # also changes into `directory`, which a fresh tree lacks, so create it first.
+        script = 'mkdir -p "$1$2" && exec named-checkconf -z -t "$1" "$3"'
+        argv = ("sh", "-c", script, "named-checkconf", str(root), WORKING_DIR, CONFIG)
+        return Check("named-checkconf", argv, "named-checkconf -z")
+
+
+TARGET = BindTarget()

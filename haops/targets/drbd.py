@@ -1,0 +1,115 @@
+"""DRBD 9: one /etc/drbd.d/<resource>.res per resource, the same text on every node.
+
+Option placement follows drbd-utils 9.22 (`drbdadm dump` refuses anything else):
+protocol, after-sb-*, fencing, allow-two-primaries and the peer authentication live in
+`net`; quorum lives in `options`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from haops.model import DrbdResource, Inventory
+from haops.render import render_template
+from haops.targets.base import Check, ProblemAt, RenderContext, RenderedFile, Target, under
+
+CONFIG_DIR = "/etc/drbd.d"
+HMAC_ALGORITHM = "sha256"
+
+
+def config_path(resource: DrbdResource) -> str:
+    return f"{CONFIG_DIR}/{resource.name}.res"
+
+
+def review_resource(resource: DrbdResource) -> list[ProblemAt]:
+    """Refuse option combinations that lose data or allow split brain, saying what to do instead."""
+    return [
+        *_after_split_brain_problems(resource),
+        *_split_brain_guard_problems(resource),
+        *_two_primaries_problems(resource),
+        *_quorum_problems(resource),
+    ]
+
+
+def _after_split_brain_problems(resource: DrbdResource) -> list[ProblemAt]:
+    problems: list[ProblemAt] = []
+    for key, value in (("after_sb_1pri", resource.after_sb_1pri), ("after_sb_2pri", resource.after_sb_2pri)):
+        if value == "violently-as0p":
+            problems.append(((key,), f"{key} violently-as0p applies the after_sb_0pri decision even to a primary: it "
+                             "silently throws away data the primary has already written and may crash it; use "
+                             "disconnect and resolve the split brain by hand"
+                             + (" (or discard-secondary)" if key == "after_sb_1pri" else "")))
+        if value == "call-pri-lost-after-sb":
+            problems.append(((key,), f"{key} call-pri-lost-after-sb runs the pri-lost-after-sb handler (meant to reboot "
+                             "the node), and haops configures no DRBD handlers, so nothing would happen; use disconnect"))
+    return problems
+
+
+def _split_brain_guard_problems(resource: DrbdResource) -> list[ProblemAt]:
+    if resource.fencing == "dont-care" and resource.quorum == "off":
+        return [(("fencing",), "fencing dont-care with quorum off: nothing stops both sides of a broken link from "
+                 "writing, which is split brain and lost data; use fencing resource-only (two nodes) or quorum "
+                 "majority (three or more nodes)")]
+    return []
+
+
+def _two_primaries_problems(resource: DrbdResource) -> list[ProblemAt]:
+    if not resource.allow_two_primaries:
+        return []
+    problems: list[ProblemAt] = []
+    if resource.fencing != "resource-and-stonith":
+        problems.append((("fencing",), f"allow_two_primaries with fencing {resource.fencing}: when the link breaks both "
+                         "primaries keep writing and the data diverges; use fencing resource-and-stonith so IO freezes "
+                         "until the peer is fenced"))
+    if resource.protocol != "C":
+        problems.append((("protocol",), f"protocol {resource.protocol} with allow_two_primaries: DRBD accepts two "
+                         "primaries only with synchronous replication; use protocol C"))
+    return problems
+
+
+def _quorum_problems(resource: DrbdResource) -> list[ProblemAt]:
+    if resource.quorum == "majority" and len(resource.nodes) == 2:
+        return [(("quorum",), "quorum majority with only two nodes: when one fails the survivor is 1 of 2, not a "
+                 "majority, so it stops writing and the failover gains nothing; add a third node (a diskless "
+                 "tiebreaker is enough), or use quorum off with fencing resource-only")]
+    return []
+
+
+def resources_on(inventory: Inventory, host: str) -> list[DrbdResource]:
+    return [r for r in inventory.drbd.values() if host in (node.host for node in r.nodes)]
+
+
+class DrbdTarget(Target):
+    name = "drbd"
+    # drbd.service's reload runs `drbdadm adjust all`, which applies a changed .res in place.
+    service = "drbd"
+    summary = "DRBD 9 resources: full-mesh replication, split-brain policies, fencing and quorum"
+
+    def hosts(self, inventory: Inventory) -> tuple[str, ...]:
+        wanted = {node.host for resource in inventory.drbd.values() for node in resource.nodes}
+        return tuple(name for name in inventory.hosts if name in wanted)
+
+    def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
+        return [self._render_resource(inventory, resource) for resource in resources_on(inventory, host)]
+
+    @staticmethod
+    def _render_resource(inventory: Inventory, resource: DrbdResource) -> RenderedFile:
+        text = render_template(
+            "drbd/resource.res.j2",
+            source=Path(inventory.source).name,
+            r=resource,
+            hmac_algorithm=HMAC_ALGORITHM,
+        )
+        if resource.secret:
+            return RenderedFile(config_path(resource), text, 0o600, (resource.secret,))
+        return RenderedFile(config_path(resource), text, 0o644)
+
+    def checks(self, inventory: Inventory, host: str, root: Path) -> list[Check]:
+        return [
+            Check("drbdadm", ("drbdadm", "-c", under(root, config_path(r)), "dump", r.name),
+                  f"drbdadm dump {r.name} (as {host})", env=(("__DRBD_NODE__", host),))
+            for r in resources_on(inventory, host)
+        ]
+
+
+TARGET = DrbdTarget()
