@@ -31,11 +31,13 @@ from haops.reader import MISSING, Reader
 from haops.yamlsource import LocatedDocument, Path, load_located
 
 TOP_KEYS = ("lab", "vars", "groups", "hosts", "services", "zones", "drbd", "vrrp")
-HOST_VARS = ("interface", "ssh_user", "ssh_port", "init", "weight")
+HOST_VARS = ("interface", "ssh_user", "ssh_port", "ssh_host", "ssh_key", "init", "weight")
 HOST_VAR_CHECKS = {
     "interface": values.interface,
     "ssh_user": values.user,
     "ssh_port": values.port,
+    "ssh_host": values.ssh_host,
+    "ssh_key": values.local_path,
     "init": values.one_of("auto", "systemd", "none"),
     "weight": values.weight,
 }

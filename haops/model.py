@@ -23,8 +23,15 @@ class Host:
     interface: str = "eth0"
     ssh_user: str = "root"
     ssh_port: int = 22
+    ssh_host: str | None = None
+    ssh_key: str | None = None
     init: str = "auto"
     weight: int = 1
+
+    @property
+    def connect_to(self) -> str:
+        """Where SSH goes: ssh_host when set (a VM's management address), else the address."""
+        return self.ssh_host or str(self.address)
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,23 @@ device = matching(DEVICE, "a device path under /dev")
 interface = matching(INTERFACE, "an interface name (up to 15 letters, digits, '.', '_', '-')")
 
 
+def ssh_host(value: Any) -> str:
+    """An IPv4 address or a DNS name to connect to."""
+    text = _text(value, "an IPv4 address or host name")
+    labels = text.split(".")
+    if len(text) > 253 or not all(HOSTNAME.fullmatch(label.lower()) for label in labels):
+        raise ValueError(f"must be an IPv4 address or host name, got {_show(value)}")
+    return text
+
+
+def local_path(value: Any) -> str:
+    """A file on this machine (an SSH key): no control characters."""
+    text = _text(value, "a file path")
+    if not text or len(text) > 4096 or any(ord(c) < 32 for c in text):
+        raise ValueError(f"must be a file path, got {_show(value)}")
+    return text
+
+
 def ipv4(value: Any) -> ipaddress.IPv4Address:
     text = _text(value, "an IPv4 address such as 10.213.0.11")
     try:

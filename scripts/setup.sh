@@ -6,12 +6,13 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-PACKAGES=(
+# The daemons and checkers (shared with the Vagrantfile), then what this machine needs to
+# run haops, its lab and its tests.
+mapfile -t PACKAGES < <(grep -v '^#' scripts/daemons.txt | grep .)
+PACKAGES+=(
   python3 python3-venv python3-pip
-  haproxy nginx apache2 bind9 bind9utils bind9-dnsutils keepalived drbd-utils
-  iptables ipvsadm rsync
-  openssh-server openssh-client iproute2 iputils-ping procps psmisc curl
-  vagrant
+  openssh-server openssh-client iputils-ping psmisc
+  vagrant vagrant-libvirt
 )
 
 if [ "$(id -u)" -ne 0 ]; then

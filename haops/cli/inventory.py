@@ -35,3 +35,26 @@ def show(inventory: Path = InventoryPath, as_json: bool = JsonFlag) -> None:
         out().print_json(json.dumps(data))
     else:
         out().print(yaml.safe_dump(data, sort_keys=False, default_flow_style=False), end="", markup=False)
+
+
+@app.command("from-vagrant")
+def from_vagrant(
+    ssh_config: Path = typer.Argument(..., help="Output of `vagrant ssh-config` saved to a file, or - for stdin."),
+    inventory: Path = InventoryPath,
+) -> None:
+    """Print the inventory with each host's SSH address, port, user and key from Vagrant."""
+    import sys
+
+    from haops import inventory as inventory_loader
+    from haops.errors import UserError
+    from haops.vagrant import merge_into_inventory, parse_ssh_config
+
+    try:
+        text = sys.stdin.read() if str(ssh_config) == "-" else ssh_config.read_text()
+        base = inventory.read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    inventory_loader.parse(base, str(inventory))
+    merged = merge_into_inventory(base, parse_ssh_config(text))
+    inventory_loader.parse(merged, "<from-vagrant>")
+    out().print(merged, end="", markup=False)
