@@ -1,0 +1,138 @@
+"""Apache: one self-contained apache2.conf per balancer host, a mod_proxy_balancer vhost per service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from haops.model import Inventory, Service
+from haops.render import render_template, whole_seconds
+from haops.targets.base import (
+    Check,
+    ProblemAt,
+    RenderContext,
+    RenderedFile,
+    Target,
+    hosts_running,
+    services_on,
+    under,
+)
+
+CONFIG = "/etc/apache2/apache2.conf"
+MODULES_DIR = "/usr/lib/apache2/modules"
+ALGORITHMS = {
+    "byrequests": "byrequests",
+    "roundrobin": "byrequests",
+    "bytraffic": "bytraffic",
+    "bybusyness": "bybusyness",
+    "leastconn": "bybusyness",
+    "heartbeat": "heartbeat",
+}
+BASE_MODULES = ("mpm_event", "authz_core", "authz_host", "slotmem_shm", "proxy", "proxy_http", "proxy_balancer")
+THREADS_PER_CHILD = 25
+MIN_HEALTH_INTERVAL_MS = 100
+
+# Debian's apache2ctl creates /run/apache2 before starting; `apache2 -t` insists that
+# DefaultRuntimeDir exists. A private /run (mount namespace) gives it without touching the machine.
+CHECK_SCRIPT = """\
+set -e
+mount -t tmpfs haops-check /run
+mkdir -p /run/apache2
+exec apache2 -t -d "$1" -f "$2"
+"""
+
+
+def review(service: Service) -> list[ProblemAt]:
+    problems: list[ProblemAt] = []
+    if service.algorithm == "heartbeat":
+        problems.append((("algorithm",), ("lbmethod heartbeat balances on load reports that every backend must multicast "
+                         "with mod_heartbeat to a mod_heartmonitor listener; haops configures neither, and without "
+                         "reports Apache finds no usable member (503). Use byrequests, bytraffic or bybusyness")))
+    if service.sticky == "source":
+        problems.append((("sticky",), ("mod_proxy_balancer cannot pin clients by source address: its stickysession "
+                         "follows only a cookie or URL parameter. Use sticky: cookie, or balancer haproxy or nginx")))
+    if service.hash_key:
+        problems.append((("hash_key",), "mod_proxy_balancer has no hash balancing; remove hash_key"))
+    if service.stats:
+        problems.append((("stats",), ("Apache's status page is the balancer-manager at /balancer-manager on each "
+                         "service, limited to manager.allow; haops does not add a password to it. Remove stats")))
+    if service.nginx_plus:
+        problems.append((("nginx", "plus"), "nginx.plus applies only to balancer nginx"))
+    if service.health and service.health.interval_ms < MIN_HEALTH_INTERVAL_MS:
+        problems.append((("health", "interval"), f"mod_proxy_hcheck needs an interval of at least {MIN_HEALTH_INTERVAL_MS}ms"))
+    if service.backends and all(backend.backup for backend in service.backends):
+        problems.append((("backends",), "every backend is a backup (hot standby); Apache needs at least one active member"))
+    return problems
+
+
+def apache_time(milliseconds: int) -> str:
+    """A mod_proxy time parameter: plain seconds, or an 'ms' suffix when not whole seconds."""
+    return str(milliseconds // 1000) if milliseconds % 1000 == 0 else f"{milliseconds}ms"
+
+
+def member_parameters(service: Service, host: str, weight: int, backup: bool) -> str:
+    parameters = [f"loadfactor={weight}"]
+    if service.sticky == "cookie":
+        parameters.append(f"route={host}")
+    if backup:
+        parameters.append("status=+H")
+    parameters += [f"connectiontimeout={apache_time(service.timeouts.connect_ms)}",
+                   f"timeout={whole_seconds(service.timeouts.server_ms)}"]
+    if service.health:
+        method = f"hcmethod=GET hcuri={service.health.path}" if service.health.path else "hcmethod=TCP"
+        parameters += [method, f"hcinterval={apache_time(service.health.interval_ms)}",
+                       f"hcpasses={service.health.rise}", f"hcfails={service.health.fall}"]
+    return " ".join(parameters)
+
+
+def balancer_parameters(service: Service) -> str:
+    parameters = [f"lbmethod={service.algorithm}", f"maxattempts={service.retries}"]
+    if service.sticky == "cookie":
+        parameters += [f"stickysession={service.cookie}", f"nofailover={'Off' if service.redispatch else 'On'}"]
+    return " ".join(parameters)
+
+
+def modules(services: list[Service]) -> list[str]:
+    wanted = list(BASE_MODULES)
+    wanted += sorted({f"lbmethod_{s.algorithm}" for s in services})
+    if any(s.health for s in services):
+        wanted.append("proxy_hcheck")  # its mod_watchdog is built into Debian's apache2
+    if any(s.sticky == "cookie" for s in services):
+        wanted.append("headers")
+    return wanted
+
+
+def server_limit(services: list[Service]) -> int:
+    """Enough event-MPM processes of THREADS_PER_CHILD workers for the services' maxconn."""
+    return max(1, -(-sum(s.maxconn for s in services) // THREADS_PER_CHILD))
+
+
+class ApacheTarget(Target):
+    name = "apache"
+    service = "apache2"
+    summary = "Apache mod_proxy_balancer: lbmethods, load factors, hot standby, hcheck, sticky routes"
+
+    def hosts(self, inventory: Inventory) -> tuple[str, ...]:
+        return hosts_running(inventory, "apache")
+
+    def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
+        services = services_on(inventory, "apache", host)
+        text = render_template(
+            "apache/apache2.conf.j2",
+            source=Path(inventory.source).name,
+            host=host,
+            services=services,
+            modules=modules(services),
+            modules_dir=MODULES_DIR,
+            server_limit=server_limit(services),
+            threads_per_child=THREADS_PER_CHILD,
+            member_parameters=member_parameters,
+            balancer_parameters=balancer_parameters,
+        )
+        return [RenderedFile(CONFIG, text, 0o644)]
+
+    def checks(self, inventory: Inventory, host: str, root: Path) -> list[Check]:
+        argv = ("unshare", "--mount", "sh", "-c", CHECK_SCRIPT, "haops-apache-check", under(root, "/etc/apache2"), under(root, CONFIG))
+        return [Check("apache2", argv, "apache2 -t")]
+
+
+TARGET = ApacheTarget()

@@ -1,0 +1,176 @@
+"""Nginx: one self-contained nginx.conf per balancer host, an upstream and server per service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from haops.model import Inventory, Service
+from haops.render import render_template, whole_seconds
+from haops.targets.base import (
+    Check,
+    ProblemAt,
+    RenderContext,
+    RenderedFile,
+    Target,
+    hosts_running,
+    services_on,
+    under,
+)
+
+CONFIG = "/etc/nginx/nginx.conf"
+PLUS_ONLY = "# NGINX Plus only"
+ALGORITHMS = {
+    "roundrobin": "roundrobin",
+    "least_conn": "least_conn",
+    "leastconn": "least_conn",
+    "ip_hash": "ip_hash",
+    "source": "ip_hash",
+    "hash": "hash",
+    "random": "random",
+    "least_time": "least_time",
+}
+NO_BACKUP_METHODS = ("hash", "ip_hash", "random")
+STICKY_COOKIE_ALGORITHMS = ("roundrobin",)
+STICKY_SOURCE_ALGORITHMS = ("roundrobin", "ip_hash")
+
+# `nginx -t` binds every listen address, so the VIP must be bindable even on the VRRP
+# backup: a private network namespace with ip_nonlocal_bind gives that without touching the
+# machine. A private /run keeps the check from creating an empty /run/nginx.pid. Lines
+# marked PLUS_ONLY are commented out (line numbers kept) when the binary is open-source nginx.
+CHECK_SCRIPT = f"""\
+set -e
+echo 1 > /proc/sys/net/ipv4/ip_nonlocal_bind
+mount -t tmpfs haops-check /run
+conf=$2
+if grep -q '{PLUS_ONLY}$' "$2" && ! nginx -v 2>&1 | grep -q nginx-plus; then
+    sed 's/^\\( *\\)\\(.*{PLUS_ONLY}\\)$/\\1# \\2/' "$2" > /run/nginx-oss-view.conf
+    conf=/run/nginx-oss-view.conf
+fi
+set +e
+out=$(nginx -t -q -p "$1" -c "$conf" 2>&1)
+status=$?
+[ -z "$out" ] || printf '%s\\n' "$out" | sed "s|$conf|$2|g" >&2
+exit $status
+"""
+
+
+def review(service: Service) -> list[ProblemAt]:
+    problems: list[ProblemAt] = []
+    problems += _review_algorithm(service)
+    problems += _review_sticky(service)
+    problems += _review_backups(service)
+    if service.stats:
+        problems.append((("stats",), ("nginx has no stats page with a login: open-source nginx offers only stub_status "
+                         "(no per-backend state, no password). Remove stats, or use balancer haproxy for a stats page")))
+    if "off" in service.next_upstream and len(service.next_upstream) > 1:
+        problems.append((("nginx", "next_upstream"), "'off' disables retries and cannot be combined with other conditions"))
+    return problems
+
+
+def _review_algorithm(service: Service) -> list[ProblemAt]:
+    if service.algorithm == "least_time" and not service.nginx_plus:
+        return [(("algorithm",), ("least_time exists only in NGINX Plus (the commercial build); open-source nginx stops "
+                 "with 'unknown directive \"least_time\"'. Set nginx.plus: true if these hosts run NGINX Plus, "
+                 "or choose least_conn"))]
+    if service.algorithm == "hash" and not service.hash_key:
+        return [(("hash_key",), "algorithm hash needs a key, e.g. hash_key: uri, source, cookie:NAME, header:NAME or arg:NAME")]
+    if service.hash_key and service.algorithm != "hash":
+        return [(("hash_key",), f"nginx uses hash_key only with algorithm hash, not {service.algorithm}")]
+    return []
+
+
+def _review_sticky(service: Service) -> list[ProblemAt]:
+    if service.sticky == "cookie" and service.algorithm not in STICKY_COOKIE_ALGORITHMS:
+        return [(("sticky",), (f"sticky: cookie makes nginx balance by a consistent hash of the {service.cookie} cookie, "
+                 f"which replaces algorithm {service.algorithm}; remove the algorithm or the stickiness"))]
+    if service.sticky == "source" and service.algorithm not in STICKY_SOURCE_ALGORITHMS:
+        return [(("sticky",), (f"sticky: source makes nginx balance by a hash of the client address, which replaces "
+                 f"algorithm {service.algorithm}; remove the algorithm, or use ip_hash"))]
+    return []
+
+
+def _review_backups(service: Service) -> list[ProblemAt]:
+    if service.backends and all(backend.backup for backend in service.backends):
+        return [(("backends",), "every backend is a backup; nginx needs at least one primary server")]
+    method = balancing_line(service)
+    keyword = method.split()[0] if method else "roundrobin"
+    if keyword not in NO_BACKUP_METHODS:
+        return []
+    why = (f"nginx refuses backup servers with '{method}' ('balancing method does not support parameter \"backup\"'): "
+           "a hash or random pick has no fallback order. Use roundrobin, least_conn or no backup")
+    return [(("backends", index, "backup"), why) for index, backend in enumerate(service.backends) if backend.backup]
+
+
+def hash_key_variable(hash_key: str) -> str:
+    """The nginx variable for a hash_key of the model's grammar."""
+    if hash_key == "uri":
+        return "$request_uri"
+    if hash_key == "source":
+        return "$remote_addr"
+    kind, name = hash_key.split(":", 1)
+    if kind == "header":
+        return "$http_" + name.lower().replace("-", "_")
+    return f"${kind}_{name}"
+
+
+def sticky_variable(service: Service) -> str:
+    """A variable name unique per service: '_' doubles and '-' becomes '_d', so no two names meet."""
+    return "haops_sticky_" + service.name.replace("_", "__").replace("-", "_d")
+
+
+def balancing_line(service: Service) -> str | None:
+    """The upstream's balancing directive; None is nginx's default weighted round robin."""
+    if service.sticky == "cookie":
+        return f"hash ${sticky_variable(service)} consistent"
+    if service.sticky == "source" and service.algorithm == "roundrobin":
+        return "hash $remote_addr consistent"
+    if service.algorithm == "hash" and service.hash_key:
+        return f"hash {hash_key_variable(service.hash_key)} consistent"
+    return {
+        "least_conn": "least_conn",
+        "ip_hash": "ip_hash",
+        "random": "random two",
+        "least_time": "least_time header",
+    }.get(service.algorithm)
+
+
+def server_parameters(service: Service, weight: int, backup: bool) -> str:
+    parameters = [f"weight={weight}"]
+    if service.health:
+        fail_timeout_s = whole_seconds(service.health.interval_ms * service.health.fall)
+        parameters += [f"max_fails={service.health.fall}", f"fail_timeout={fail_timeout_s}s"]
+    if backup:
+        parameters.append("backup")
+    return " ".join(parameters)
+
+
+class NginxTarget(Target):
+    name = "nginx"
+    service = "nginx"
+    summary = "Nginx upstreams: algorithms, weights, passive health, retries, stickiness"
+
+    def hosts(self, inventory: Inventory) -> tuple[str, ...]:
+        return hosts_running(inventory, "nginx")
+
+    def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
+        services = services_on(inventory, "nginx", host)
+        worker_connections = 2 * sum(s.maxconn for s in services)
+        text = render_template(
+            "nginx/nginx.conf.j2",
+            source=Path(inventory.source).name,
+            services=services,
+            balancing_line=balancing_line,
+            server_parameters=server_parameters,
+            sticky_variable=sticky_variable,
+            plus_only=PLUS_ONLY,
+            worker_connections=worker_connections,
+        )
+        return [RenderedFile(CONFIG, text, 0o644)]
+
+    def checks(self, inventory: Inventory, host: str, root: Path) -> list[Check]:
+        prefix = under(root, "/etc/nginx") + "/"
+        argv = ("unshare", "--net", "--mount", "sh", "-c", CHECK_SCRIPT, "haops-nginx-check", prefix, under(root, CONFIG))
+        return [Check("nginx", argv, "nginx -t")]
+
+
+TARGET = NginxTarget()
