@@ -412,6 +412,10 @@ class _InventoryParser:
         )
         if instance.vip is None or instance.router_id is None or len(instance.priorities) < 2:
             return None
+        from haops.targets.keepalived import review_vrrp
+
+        for subpath, message in review_vrrp(instance):
+            self.r.problem(path + subpath, message)
         return instance
 
     def _priorities(self, raw: Any, path: Path) -> tuple[tuple[str, int], ...]:

@@ -21,8 +21,8 @@ class Host:
     address: IPv4Address
     groups: tuple[str, ...] = ()
     interface: str = "eth0"
-    ssh_user: str = "root"
-    ssh_port: int = 22
+    ssh_user: str | None = None
+    ssh_port: int | None = None
     ssh_host: str | None = None
     ssh_key: str | None = None
     init: str = "auto"

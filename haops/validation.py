@@ -60,7 +60,7 @@ def check_files(target: Target, inventory: Inventory, host: str, files: list[Ren
     secrets = [secret for file in files for secret in file.secrets]
     with tempfile.TemporaryDirectory(prefix="haops-check-") as tmp:
         root = Path(tmp)
-        write_tree(root, files)
+        write_tree(root, [*files, *target.scratch_files(inventory, host)])
         checks = target.checks(inventory, host, root)
         missing = sorted({check.tool for check in checks if shutil.which(check.tool) is None})
         if missing:
@@ -70,7 +70,7 @@ def check_files(target: Target, inventory: Inventory, host: str, files: list[Ren
         for check in checks:
             ok, output = run_check(check, root)
             passed = passed and ok
-            if output and not ok:
+            if output:
                 outputs.append(f"{check.label}: {output}")
     status = "ok" if passed else "failed"
     labels = tuple(check.label for check in checks)

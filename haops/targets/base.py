@@ -31,6 +31,7 @@ class Check:
     argv: tuple[str, ...]
     label: str
     env: tuple[tuple[str, str], ...] = ()
+    local_only: bool = False  # needs haops itself, so it cannot run on a target host
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ class Target:
     def checks(self, inventory: Inventory, host: str, root: Path) -> list[Check]:
         """Checker commands for the files rendered under `root` (a candidate tree)."""
         raise NotImplementedError
+
+    def scratch_files(self, inventory: Inventory, host: str) -> list[RenderedFile]:
+        """Files the checks need in the candidate tree that are never installed."""
+        return []
 
 
 def under(root: Path, path: str) -> str:

@@ -1,0 +1,67 @@
+"""What a host has now, read with one batched SSH command, and parsed by a pure function.
+
+The script prints one tagged line per fact, so parsing never depends on a tool's prose:
+  I <init>                   systemd or none
+  F <sha256|-> <path>        a managed file's hash, '-' when absent
+  T <path> <base64>          a file whose current text rendering needs (zone serials)
+  R <daemon> <0|1> <workers> whether the daemon runs, and its generation
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from haops.services import DETECT_INIT, daemon
+
+
+@dataclass(frozen=True)
+class DaemonState:
+    running: bool
+    generation: str
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    init: str
+    hashes: dict[str, str | None] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    daemons: dict[str, DaemonState] = field(default_factory=dict)
+
+
+def fact_script(paths: Iterable[str], text_paths: Iterable[str], daemons: Iterable[str]) -> str:
+    lines = [f"echo \"I $({DETECT_INIT})\""]
+    for path in sorted(set(paths)):
+        quoted = shlex.quote(path)
+        lines.append(f'if [ -f {quoted} ]; then echo "F $(sha256sum < {quoted} | cut -c1-64) "{quoted}; else echo "F - "{quoted}; fi')
+    for path in sorted(set(text_paths)):
+        quoted = shlex.quote(path)
+        lines.append(f'[ -f {quoted} ] && echo "T "{quoted}" $(base64 -w0 < {quoted})"')
+    for name in sorted(set(daemons)):
+        spec = daemon(name)
+        lines.append(f'if {spec.running()}; then r=1; else r=0; fi; echo "R {name} $r $({spec.generation()})"')
+    lines.append("true")
+    return "\n".join(lines)
+
+
+def parse_facts(output: str) -> HostFacts:
+    init = "none"
+    hashes: dict[str, str | None] = {}
+    texts: dict[str, str] = {}
+    daemons: dict[str, DaemonState] = {}
+    for line in output.splitlines():
+        tag, _, rest = line.partition(" ")
+        if tag == "I":
+            init = rest.strip()
+        elif tag == "F":
+            digest, _, path = rest.partition(" ")
+            hashes[path] = None if digest == "-" else digest
+        elif tag == "T":
+            path, _, encoded = rest.partition(" ")
+            texts[path] = base64.b64decode(encoded).decode("utf-8", "replace")
+        elif tag == "R":
+            name, running, *generation = rest.split(" ")
+            daemons[name] = DaemonState(running == "1", " ".join(g for g in generation if g))
+    return HostFacts(init, hashes, texts, daemons)

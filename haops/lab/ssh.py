@@ -1,0 +1,93 @@
+"""How the machine reaches lab hosts: ssh_config, known_hosts, a client key, probes."""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from haops.lab.topology import LabHost
+
+if TYPE_CHECKING:
+    from fabric import Connection
+
+
+def known_hosts_text(host_keys: dict[LabHost, str]) -> str:
+    return "".join(f"{host.name},{host.address} {key}\n" for host, key in host_keys.items())
+
+
+def ssh_config_text(hosts: Sequence[LabHost], identity: Path, known_hosts: Path, lab: str) -> str:
+    blocks = [f"# haops lab {lab!r}: ssh -F {identity.parent / 'ssh_config'} HOST\n"]
+    blocks += [f"Host {h.name}\n    HostName {h.address}\n" for h in hosts]
+    patterns = " ".join([h.name for h in hosts] + [str(h.address) for h in hosts])
+    blocks.append(
+        f"Host {patterns}\n"
+        "    User root\n"
+        "    Port 22\n"
+        f"    IdentityFile {identity}\n"
+        "    IdentitiesOnly yes\n"
+        f"    UserKnownHostsFile {known_hosts}\n"
+        "    GlobalKnownHostsFile /dev/null\n"
+        "    StrictHostKeyChecking yes\n"
+        "    UpdateHostKeys no\n"
+        "    BatchMode yes\n"
+        "    ConnectTimeout 5\n"
+        "    LogLevel ERROR\n"
+    )
+    return "\n".join(blocks)
+
+
+def ssh_argv(ssh_config: Path, host: str, command: Sequence[str] = ()) -> list[str]:
+    """`ssh` to a lab host; `command` is an argv, quoted so the remote shell sees it unchanged."""
+    remote = [shlex.join(command)] if command else []
+    return ["ssh", "-F", str(ssh_config), "--", host, *remote]
+
+
+def run_ssh(ssh_config: Path, host: str, command: Sequence[str], timeout: float = 60,
+            capture: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(ssh_argv(ssh_config, host, command), capture_output=capture, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+
+
+def ssh_works(ssh_config: Path, host: str, timeout: float = 5) -> bool:
+    try:
+        return run_ssh(ssh_config, host, ["true"], timeout=timeout).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def sshd_answers(address: IPv4Address, timeout: float = 0.5) -> bool:
+    """True when something at address:22 sends an SSH banner."""
+    try:
+        with socket.create_connection((str(address), 22), timeout=timeout) as sock:
+            return sock.recv(8).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def wait_for_sshd(address: IPv4Address, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sshd_answers(address):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def fabric_connection(host: LabHost, identity: Path, known_hosts: Path,
+                      connect_timeout: int = 5) -> Connection:
+    """A Fabric connection that refuses unknown host keys (Fabric auto-adds them by default)."""
+    from fabric import Connection
+    from paramiko import RejectPolicy
+
+    connection = Connection(str(host.address), user="root", connect_timeout=connect_timeout,
+                            connect_kwargs={"key_filename": str(identity), "look_for_keys": False,
+                                            "allow_agent": False})
+    connection.client.load_host_keys(str(known_hosts))
+    connection.client.set_missing_host_key_policy(RejectPolicy())
+    return connection

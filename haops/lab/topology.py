@@ -1,0 +1,65 @@
+"""Which hosts a lab has: from an inventory, or the default HA web cluster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+import yaml
+
+# name, offset in the lab network, group
+DEFAULT_TOPOLOGY = (
+    ("lb1", 11, "lb"), ("lb2", 12, "lb"),
+    ("web1", 21, "web"), ("web2", 22, "web"), ("web3", 23, "web"),
+    ("dns1", 31, "dns"),
+    ("client1", 41, "client"),
+)
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str
+    address: IPv4Address
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InventoryLab:
+    """The parts of an inventory the lab needs."""
+
+    name: str | None
+    network: IPv4Network | None
+    hosts: tuple[LabHost, ...]
+    text: str
+
+
+def default_hosts(network: IPv4Network) -> tuple[LabHost, ...]:
+    return tuple(LabHost(name, network[offset], (group,)) for name, offset, group in DEFAULT_TOPOLOGY)
+
+
+def hosts_from_inventory(path: Path) -> InventoryLab:
+    """The one place the lab reads an inventory (through haops.inventory)."""
+    from haops.inventory import load
+
+    inventory = load(path)
+    hosts = tuple(LabHost(h.name, h.address, tuple(h.groups)) for h in inventory.hosts.values())
+    lab = inventory.lab
+    return InventoryLab(lab.name if lab else None, lab.network if lab else None, hosts,
+                        path.read_text(encoding="utf-8"))
+
+
+def inventory_yaml(name: str, network: IPv4Network, hosts: tuple[LabHost, ...],
+                   base_text: str | None = None) -> str:
+    """The running lab's inventory: the given one with its `lab:` section set, or a fresh one."""
+    lab_section = {"name": name, "network": str(network)}
+    if base_text is not None:
+        data = yaml.safe_load(base_text)
+        if data.get("lab") == lab_section:
+            return base_text
+        data["lab"] = lab_section
+        return yaml.safe_dump(data, sort_keys=False)
+    lines = ["# haops lab inventory, written by `haops lab up`", "lab:",
+             f"  name: {name}", f"  network: {network}", "hosts:"]
+    lines += [f"  {h.name}: {{address: {h.address}, groups: [{', '.join(h.groups)}]}}" for h in hosts]
+    return "\n".join(lines) + "\n"

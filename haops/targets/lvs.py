@@ -1,0 +1,277 @@
+"""LVS (IPVS): one set of virtual services per director, in two forms of the same model.
+
+1. /etc/haops/lvs.rules, input for `ipvsadm-restore` (the `ipvsadm -S -n` format). It has no
+   health checks, so it is the form for directors that keepalived does not manage. ipvsadm
+   adds to the table; the apply stage loads it as `ipvsadm -C` + `ipvsadm-restore` in one step,
+   and never on a host whose keepalived.conf carries the same services.
+2. virtual_server_blocks(): the same services as keepalived `virtual_server` blocks, with
+   HTTP_GET / TCP_CHECK health checkers; the keepalived target puts them into keepalived.conf.
+
+ipvsadm refuses to start without the ip_vs kernel module, which many build machines lack, so
+the rules file is proved by parsing it back (parse_rules; `python -m haops.targets.lvs check
+FILE`) and the virtual_server blocks by `keepalived -t` on a scratch keepalived.conf.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from haops.model import Health, Inventory, Service
+from haops.render import render_template
+from haops.targets.base import (
+    Check,
+    ProblemAt,
+    RenderContext,
+    RenderedFile,
+    Target,
+    hosts_running,
+    services_on,
+    under,
+)
+
+RULES = "/etc/haops/lvs.rules"
+# Inside the candidate tree only: never rendered for a host, never pushed.
+SCRATCH_KEEPALIVED = "/.haops-scratch/lvs/keepalived.conf"
+SCHEDULERS = ("rr", "wrr", "lc", "wlc", "sh")
+ALGORITHMS = {"roundrobin": "rr", "leastconn": "lc", "source": "sh", **{name: name for name in SCHEDULERS}}
+WEIGHTED_TWIN = {"rr": "wrr", "lc": "wlc"}
+DEFAULT_PERSISTENCE_S = 300
+FORWARDING_FLAG = {"nat": "-m", "dr": "-g"}
+KEEPALIVED_KIND = {"nat": "NAT", "dr": "DR"}
+MAX_PERSISTENCE_S = 2_678_400  # ipvsadm's MAX_TIMEOUT: 31 days
+
+
+def review(service: Service) -> list[ProblemAt]:
+    problems: list[ProblemAt] = []
+    if service.weighted and service.algorithm in WEIGHTED_TWIN:
+        twin = WEIGHTED_TWIN[service.algorithm]
+        problems.append((("algorithm",), f"{service.algorithm} ignores weights, but the backends' weights differ; use {twin}"))
+    if service.sticky == "cookie":
+        problems.append((("sticky",), ("LVS works at layer 4 and never sees HTTP cookies; use sticky: source "
+                                      "(LVS persistence, lvs.persistence seconds) or an HTTP balancer such as haproxy")))
+    if service.hash_key:
+        problems.append((("hash_key",), "LVS hashes only on the client address (algorithm source / sh); hash_key is for HTTP balancers"))
+    if any(backend.backup for backend in service.backends):
+        problems.append((("backends",), "LVS has no backup servers: every real server takes traffic; drop backup or use haproxy"))
+    if service.lvs_mode == "dr":
+        problems.extend(_review_direct_routing(service))
+    return problems
+
+
+def _review_direct_routing(service: Service) -> list[ProblemAt]:
+    moved = [f"{b.host}:{b.port}" for b in service.backends if b.port != service.port]
+    if not moved:
+        return []
+    return [(("lvs", "mode"), (f"DR mode forwards packets unchanged (only the MAC address is rewritten), so real servers "
+                              f"must listen on the service port {service.port}; {', '.join(moved)} differ. Use lvs.mode nat, or backend_port {service.port}"))]
+
+
+def persistence_s(service: Service) -> int | None:
+    """Seconds a client stays on its real server: lvs.persistence, else 300 s for sticky source."""
+    if service.persistence_s is not None:
+        return service.persistence_s
+    return DEFAULT_PERSISTENCE_S if service.sticky == "source" else None
+
+
+# --- the model both forms render, and the rules file parsed back -------------------------
+
+
+@dataclass(frozen=True)
+class RealServer:
+    address: IPv4Address
+    port: int
+    mode: str  # "nat" or "dr"
+    weight: int
+
+
+@dataclass(frozen=True)
+class VirtualService:
+    address: IPv4Address
+    port: int
+    scheduler: str
+    persistence_s: int | None
+    real_servers: tuple[RealServer, ...]
+
+
+def virtual_service(service: Service) -> VirtualService:
+    servers = tuple(RealServer(b.address, b.port, service.lvs_mode, b.weight) for b in service.backends)
+    return VirtualService(service.vip, service.port, service.algorithm, persistence_s(service), servers)
+
+
+def virtual_services(inventory: Inventory, host: str) -> list[VirtualService]:
+    return [virtual_service(s) for s in services_on(inventory, "lvs", host)]
+
+
+class RulesError(ValueError):
+    """A line of an ipvsadm rules file that ipvsadm-restore would refuse or misread."""
+
+
+_ENDPOINT = r"(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})"
+_ADD_SERVICE = re.compile(rf"-A -t {_ENDPOINT} -s ([a-z]+)(?: -p (\d{{1,7}}))?")
+_ADD_SERVER = re.compile(rf"-a -t {_ENDPOINT} -r {_ENDPOINT} (-m|-g) -w (\d{{1,5}})")
+
+
+def parse_rules(text: str) -> list[VirtualService]:
+    """The virtual services of an ipvsadm-restore file, strictly: any other line is an error."""
+    services: dict[tuple[IPv4Address, int], VirtualService] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            _apply_rule(line, services)
+        except ValueError as exc:
+            raise RulesError(f"line {number}: {exc}: {raw.strip()!r}") from None
+    return list(services.values())
+
+
+def _apply_rule(line: str, services: dict[tuple[IPv4Address, int], VirtualService]) -> None:
+    if match := _ADD_SERVICE.fullmatch(line):
+        key = _endpoint(match.group(1), match.group(2))
+        if key in services:
+            raise ValueError("virtual service defined twice")
+        services[key] = VirtualService(*key, _scheduler(match.group(3)), _persistence(match.group(4)), ())
+    elif match := _ADD_SERVER.fullmatch(line):
+        key = _endpoint(match.group(1), match.group(2))
+        if key not in services:
+            raise ValueError("real server for a virtual service not defined above")
+        service = services[key]
+        server = RealServer(*_endpoint(match.group(3), match.group(4)), _mode(match.group(5)), _weight(match.group(6)))
+        if any((s.address, s.port) == (server.address, server.port) for s in service.real_servers):
+            raise ValueError("real server listed twice")
+        if server.mode == "dr" and server.port != service.port:
+            raise ValueError("a DR real server must use the virtual service's port")
+        services[key] = VirtualService(service.address, service.port, service.scheduler, service.persistence_s,
+                                       service.real_servers + (server,))
+    else:
+        raise ValueError("not '-A -t VIP:PORT -s SCHED [-p SECONDS]' or '-a -t VIP:PORT -r IP:PORT -m|-g -w WEIGHT'")
+
+
+def _endpoint(address: str, port: str) -> tuple[IPv4Address, int]:
+    number = int(port)
+    if not 1 <= number <= 65535:
+        raise ValueError(f"port {port} out of range")
+    return IPv4Address(address), number
+
+
+def _scheduler(name: str) -> str:
+    if name not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {name!r}")
+    return name
+
+
+def _persistence(seconds: str | None) -> int | None:
+    if seconds is None:
+        return None
+    if not 1 <= int(seconds) <= MAX_PERSISTENCE_S:
+        raise ValueError(f"persistence {seconds} outside 1..{MAX_PERSISTENCE_S}")
+    return int(seconds)
+
+
+def _mode(flag: str) -> str:
+    return {value: key for key, value in FORWARDING_FLAG.items()}[flag]
+
+
+def _weight(text: str) -> int:
+    if int(text) > 65535:
+        raise ValueError(f"weight {text} outside 0..65535")
+    return int(text)
+
+
+# --- keepalived form -----------------------------------------------------------------------
+
+
+def decimal_seconds(milliseconds: int) -> str:
+    """Milliseconds as keepalived's decimal seconds: 500 -> '0.5', 2000 -> '2'."""
+    whole, rest = divmod(milliseconds, 1000)
+    return f"{whole}.{rest:03d}".rstrip("0").rstrip(".") if rest else str(whole)
+
+
+def virtual_server_blocks(inventory: Inventory, host: str) -> str:
+    """keepalived `virtual_server` blocks for the LVS services `host` directs ('' if none)."""
+    services = services_on(inventory, "lvs", host)
+    if not services:
+        return ""
+    return render_template(
+        "lvs/virtual_servers.conf.j2",
+        services=services,
+        persistence_s=persistence_s,
+        kind=KEEPALIVED_KIND,
+        seconds=decimal_seconds,
+        retries=health_retries,
+    )
+
+
+def health_retries(health: Health) -> int:
+    """keepalived marks a server down after 1 failed check + `retry` failed retries = fall."""
+    return health.fall - 1
+
+
+def scratch_keepalived_conf(inventory: Inventory, host: str) -> str:
+    return render_template("lvs/check-keepalived.conf.j2", host=host, blocks=virtual_server_blocks(inventory, host))
+
+
+# --- the target ------------------------------------------------------------------------------
+
+
+class LvsTarget(Target):
+    name = "lvs"
+    service = None
+    summary = "LVS virtual services: ipvsadm-restore rules, and keepalived virtual_server blocks with health checks"
+
+    def hosts(self, inventory: Inventory) -> tuple[str, ...]:
+        return hosts_running(inventory, "lvs")
+
+    def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
+        text = render_template(
+            "lvs/lvs.rules.j2",
+            source=Path(inventory.source).name,
+            entries=[(s.name, virtual_service(s)) for s in services_on(inventory, "lvs", host)],
+            flag=FORWARDING_FLAG,
+        )
+        return [RenderedFile(RULES, text, 0o644)]
+
+    def scratch_files(self, inventory: Inventory, host: str) -> list[RenderedFile]:
+        return [RenderedFile(SCRATCH_KEEPALIVED, scratch_keepalived_conf(inventory, host))]
+
+    def checks(self, inventory: Inventory, host: str, root: Path) -> list[Check]:
+        return [
+            Check(sys.executable, (sys.executable, "-m", "haops.targets.lvs", "check", under(root, RULES)),
+                  "ipvsadm rules parse-back", (("PYTHONPATH", _package_path()),), local_only=True),
+            Check("keepalived", ("keepalived", "-t", "-f", under(root, SCRATCH_KEEPALIVED)), "keepalived -t (virtual_server blocks)"),
+        ]
+
+
+def _package_path() -> str:
+    """Lets the parse-back check import haops from any working directory."""
+    here = str(Path(__file__).resolve().parent.parent.parent)
+    inherited = os.environ.get("PYTHONPATH")
+    return os.pathsep.join([here, inherited]) if inherited else here
+
+
+def main(argv: list[str]) -> int:
+    """`python -m haops.targets.lvs check FILE`: exit 0 when FILE parses back, 1 with the reason."""
+    if len(argv) != 2 or argv[0] != "check":
+        print("usage: python -m haops.targets.lvs check RULES_FILE", file=sys.stderr)
+        return 2
+    try:
+        services = parse_rules(Path(argv[1]).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, RulesError) as exc:
+        print(f"{argv[1]}: {exc}", file=sys.stderr)
+        return 1
+    empty = [f"{s.address}:{s.port}" for s in services if not s.real_servers]
+    if empty:
+        print(f"{argv[1]}: virtual service without real servers: {', '.join(empty)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+TARGET = LvsTarget()
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
