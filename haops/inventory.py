@@ -106,7 +106,7 @@ class _InventoryParser:
         if raw is None:
             return None
         data = self.r.mapping(raw, ("lab",), ("name", "network"))
-        name = self.r.field(data, ("lab",), "name", values.hostname, "haops")
+        name = self.r.field(data, ("lab",), "name", values.lab_name, "haops")
         network = self.r.field(data, ("lab",), "network", _lab_network, None)
         return LabSettings(name, network or _lab_network("10.213.0.0/24"))
 
@@ -462,8 +462,8 @@ def _all_groups(hosts: dict[str, Host]) -> list[str]:
 
 def _lab_network(value: Any) -> Any:
     network = values.ipv4_network(value)
-    if not network.subnet_of(values.ipv4_network("10.213.0.0/16")) or network.prefixlen < 16 or network.prefixlen > 28:
-        raise ValueError(f"must be a network inside 10.213.0.0/16 (the lab's own range), /16 to /28, got {value!r}")
+    if not network.subnet_of(values.ipv4_network("10.213.0.0/16")) or not 17 <= network.prefixlen <= 29:
+        raise ValueError(f"must be a network inside 10.213.0.0/16 (the lab's own range), /17 to /29, got {value!r}")
     return network
 
 

@@ -21,6 +21,7 @@ COOKIE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 SECRET = re.compile(r"^[A-Za-z0-9*+,./:=?@^_~-]{1,128}$")
 USER = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
 DEVICE = re.compile(r"^/dev/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")  # it names interfaces: at most 15 characters
 INTERFACE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 DURATION = re.compile(r"^(\d{1,9})(ms|s|m|h)$")
 UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
@@ -65,6 +66,7 @@ cookie = matching(COOKIE, "a cookie name (a letter, then letters, digits or '_')
 secret = matching(SECRET, "1-128 of: letters, digits and * + , . / : = ? @ ^ _ ~ -")
 user = matching(USER, "a user name (letters, digits, '.', '_', '-')")
 device = matching(DEVICE, "a device path under /dev")
+lab_name = matching(LAB_NAME, "a lab name: a lowercase letter, then up to 11 letters, digits or '-'")
 interface = matching(INTERFACE, "an interface name (up to 15 letters, digits, '.', '_', '-')")
 
 

@@ -42,7 +42,7 @@ def test_fast_help_lists_exactly_the_registered_commands(capsys: pytest.CaptureF
 
 def test_inventory_check_summarises(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "inventory", "check", "-i", EXAMPLE)
-    assert code == 0 and "7 hosts, 1 services" in out
+    assert code == 0 and "7 hosts, 4 services" in out
 
 
 def test_bad_inventory_exits_2_with_location_and_no_traceback(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -93,7 +93,9 @@ def test_validate_json_reports_every_host_and_target(capsys: pytest.CaptureFixtu
     code, out, _ = run(capsys, "validate", "-i", EXAMPLE, "--json", "--strict")
     results = json.loads(out)
     assert code == 0, out
-    assert {(r["host"], r["target"]) for r in results} >= {("lb1", "haproxy"), ("lb2", "keepalived"), ("dns1", "bind")}
+    assert {(r["host"], r["target"]) for r in results} == {
+        (host, target) for host in ("lb1", "lb2") for target in ("haproxy", "nginx", "apache", "iptables", "keepalived")
+    } | {("dns1", "bind")}
     assert {r["status"] for r in results} == {"ok"}
 
 

@@ -25,6 +25,8 @@ NameOption = Annotated[str | None, typer.Option(
 StateRootOption = Annotated[Path | None, typer.Option(
     "--state-root", envvar="HAOPS_LAB_ROOT", help="Where labs keep their disks [default: /opt/haops-lab].")]
 HostArgument = Annotated[str, typer.Argument(help="Lab host name, e.g. lb1.")]
+InventoryOption = Annotated[Path | None, typer.Option(
+    "--inventory", "-i", help="Take the lab name from this inventory's lab section.")]
 
 
 @contextmanager
@@ -39,10 +41,22 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(error.exit_code) from None
 
 
-def _existing(name: str | None, state_root: Path | None) -> Lab:
-    from haops.lab import DEFAULT_LAB_NAME, Lab
+def _lab_name(name: str | None, inventory: Path | None) -> str:
+    """--name, else the inventory's lab.name, else the default lab."""
+    from haops.lab import DEFAULT_LAB_NAME
 
-    return Lab.existing(name or DEFAULT_LAB_NAME, state_root)
+    if name is None and inventory is not None:
+        from haops.inventory import load
+
+        lab = load(inventory).lab
+        name = lab.name if lab else None
+    return name or DEFAULT_LAB_NAME
+
+
+def _existing(name: str | None, state_root: Path | None, inventory: Path | None = None) -> Lab:
+    from haops.lab import Lab
+
+    return Lab.existing(_lab_name(name, inventory), state_root)
 
 
 @app.command()
@@ -61,9 +75,9 @@ def up(inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help=
 
 
 @app.command()
-def down(name: NameOption = None, state_root: StateRootOption = None) -> None:
+def down(name: NameOption = None, state_root: StateRootOption = None, inventory: InventoryOption = None) -> None:
     """Remove every namespace, interface, mount, process and file of the lab."""
-    from haops.lab import DEFAULT_LAB_NAME, Lab
+    from haops.lab import Lab
     from haops.lab.state import (
         LabPaths,
         LabRecord,
@@ -72,7 +86,7 @@ def down(name: NameOption = None, state_root: StateRootOption = None) -> None:
     )
 
     with user_errors():
-        lab_name = name or DEFAULT_LAB_NAME
+        lab_name = _lab_name(name, inventory)
         paths = LabPaths(check_state_root(state_root or default_state_root()), lab_name)
         network = LabRecord.load(paths.record).network if paths.record.exists() else IPv4Network("10.213.0.0/24")
         Lab(lab_name, network, state_root).down()
@@ -80,13 +94,13 @@ def down(name: NameOption = None, state_root: StateRootOption = None) -> None:
 
 
 @app.command()
-def status(name: NameOption = None, state_root: StateRootOption = None) -> None:
+def status(name: NameOption = None, state_root: StateRootOption = None, inventory: InventoryOption = None) -> None:
     """Each host: address, running?, reachable over SSH?"""
     from rich.console import Console
     from rich.table import Table
 
     with user_errors():
-        lab = _existing(name, state_root)
+        lab = _existing(name, state_root, inventory)
         table = Table(title=f"lab {lab.name} ({lab.network})")
         for column in ("host", "address", "up", "ssh"):
             table.add_column(column)
@@ -100,19 +114,19 @@ def _mark(ok: bool) -> str:
 
 
 @app.command()
-def inventory(name: NameOption = None, state_root: StateRootOption = None) -> None:
+def inventory(name: NameOption = None, state_root: StateRootOption = None, inventory: InventoryOption = None) -> None:
     """Print the running lab's inventory YAML."""
     with user_errors():
-        sys.stdout.write(_existing(name, state_root).inventory_path.read_text())
+        sys.stdout.write(_existing(name, state_root, inventory).inventory_path.read_text())
 
 
 @app.command()
-def ssh(host: HostArgument, name: NameOption = None, state_root: StateRootOption = None) -> None:
+def ssh(host: HostArgument, name: NameOption = None, state_root: StateRootOption = None, inventory: InventoryOption = None) -> None:
     """Open a shell on a lab host (strict host-key checking)."""
     from haops.lab.ssh import ssh_argv
 
     with user_errors():
-        lab = _existing(name, state_root)
+        lab = _existing(name, state_root, inventory)
         argv = ssh_argv(lab.ssh_config, lab.host(host).name)
         argv.insert(1, "-t")
         os.execvp(argv[0], argv)
@@ -121,60 +135,60 @@ def ssh(host: HostArgument, name: NameOption = None, state_root: StateRootOption
 @app.command(name="exec", context_settings={"ignore_unknown_options": True})
 def exec_(host: HostArgument,
           command: Annotated[list[str], typer.Argument(help="Command and arguments, after --.")],
-          name: NameOption = None, state_root: StateRootOption = None) -> None:
+          name: NameOption = None, state_root: StateRootOption = None, inventory: InventoryOption = None) -> None:
     """Run a command on a lab host over SSH; its exit code becomes ours."""
     with user_errors():
-        result = _existing(name, state_root).exec(host, command, timeout=24 * 3600, capture=False)
+        result = _existing(name, state_root, inventory).exec(host, command, timeout=24 * 3600, capture=False)
     raise typer.Exit(result.returncode)
 
 
 @app.command()
-def crash(host: HostArgument, name: NameOption = None, state_root: StateRootOption = None) -> None:
+def crash(host: HostArgument, name: NameOption = None, state_root: StateRootOption = None, inventory: InventoryOption = None) -> None:
     """Power the host off: kill every process in it, pull its cable; its disk stays."""
     with user_errors():
-        _existing(name, state_root).crash(host)
+        _existing(name, state_root, inventory).crash(host)
     typer.echo(f"{host} crashed")
 
 
 @app.command()
-def boot(host: HostArgument, name: NameOption = None, state_root: StateRootOption = None) -> None:
+def boot(host: HostArgument, name: NameOption = None, state_root: StateRootOption = None, inventory: InventoryOption = None) -> None:
     """Power a crashed host on: only sshd runs; /etc, /var, /srv kept; /run, /tmp fresh."""
     with user_errors():
-        _existing(name, state_root).boot(host)
+        _existing(name, state_root, inventory).boot(host)
     typer.echo(f"{host} booted")
 
 
 @app.command()
-def cut(host: HostArgument, name: NameOption = None, state_root: StateRootOption = None) -> None:
+def cut(host: HostArgument, name: NameOption = None, state_root: StateRootOption = None, inventory: InventoryOption = None) -> None:
     """Set the host's link down (its switch port)."""
     with user_errors():
-        _existing(name, state_root).cut(host)
+        _existing(name, state_root, inventory).cut(host)
     typer.echo(f"{host} link cut")
 
 
 @app.command()
-def heal(host: HostArgument, name: NameOption = None, state_root: StateRootOption = None) -> None:
+def heal(host: HostArgument, name: NameOption = None, state_root: StateRootOption = None, inventory: InventoryOption = None) -> None:
     """Set the host's link up again."""
     with user_errors():
-        _existing(name, state_root).heal(host)
+        _existing(name, state_root, inventory).heal(host)
     typer.echo(f"{host} link healed")
 
 
 @app.command()
 def delay(host: HostArgument, ms: Annotated[int, typer.Argument(help="Added delay in ms; 0 clears it.")],
-          name: NameOption = None, state_root: StateRootOption = None) -> None:
+          name: NameOption = None, state_root: StateRootOption = None, inventory: InventoryOption = None) -> None:
     """Delay every packet the host sends by MS milliseconds."""
     with user_errors():
-        _existing(name, state_root).delay(host, ms)
+        _existing(name, state_root, inventory).delay(host, ms)
     typer.echo(f"{host} delay {ms} ms")
 
 
 @app.command()
 def loss(host: HostArgument, pct: Annotated[float, typer.Argument(help="Percent of packets to drop; 0 clears it.")],
-         name: NameOption = None, state_root: StateRootOption = None) -> None:
+         name: NameOption = None, state_root: StateRootOption = None, inventory: InventoryOption = None) -> None:
     """Drop PCT percent of the packets the host sends, at random."""
     with user_errors():
-        _existing(name, state_root).loss(host, pct)
+        _existing(name, state_root, inventory).loss(host, pct)
     typer.echo(f"{host} loss {pct:g}%")
 
 

@@ -11,10 +11,10 @@ import hashlib
 import re
 
 from haops.lab.commands import LabError
+from haops.values import LAB_NAME
 
 DEFAULT_LAB_NAME = "haops"
 INTERFACE_NAME_MAX = 15
-LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
