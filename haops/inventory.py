@@ -30,7 +30,7 @@ from haops.model import (
 from haops.reader import MISSING, Reader
 from haops.yamlsource import LocatedDocument, Path, load_located
 
-TOP_KEYS = ("lab", "vars", "groups", "hosts", "services", "zones", "drbd", "vrrp")
+TOP_KEYS = ("lab", "vars", "groups", "hosts", "services", "zones", "drbd", "vrrp", "responders")
 HOST_VARS = ("interface", "ssh_user", "ssh_port", "ssh_host", "ssh_key", "init", "weight")
 HOST_VAR_CHECKS = {
     "interface": values.interface,
@@ -85,6 +85,7 @@ class _InventoryParser:
             drbd=self._each(top, "drbd", self._drbd),
             vrrp=self._each(top, "vrrp", self._vrrp),
             lab=lab,
+            responders=self.r.field(top, (), "responders", values.boolean, False),
         )
         self.r.raise_if_any()
         self._cross_checks(inventory)

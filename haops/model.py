@@ -178,6 +178,7 @@ class Inventory:
     drbd: dict[str, DrbdResource] = field(default_factory=dict)
     vrrp: dict[str, VrrpInstance] = field(default_factory=dict)
     lab: LabSettings | None = None
+    responders: bool = False
 
     def group(self, name: str) -> tuple[str, ...]:
         return tuple(host.name for host in self.hosts.values() if name in host.groups)

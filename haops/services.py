@@ -25,7 +25,7 @@ WORKERS = 'for p in $(pidof {process} 2>/dev/null); do [ "$(ps -o ppid= -p $p | 
 @dataclass(frozen=True)
 class Daemon:
     name: str
-    unit: str
+    unit: str | None  # None: no systemd unit ships for it, so it runs plain everywhere
     process: str
     pidfile: str
     start: str
@@ -45,12 +45,12 @@ class Daemon:
         return f"m={self.master_pid()}; " + WORKERS.format(process=shlex.quote(self.process))
 
     def start_command(self, init: str) -> str:
-        if init == SYSTEMD:
+        if init == SYSTEMD and self.unit:
             return f"systemctl start {self.unit}"
         return f"{self.prepare} && {self.start}"
 
     def reload_command(self, init: str) -> str:
-        if init == SYSTEMD:
+        if init == SYSTEMD and self.unit:
             return f"systemctl reload {self.unit}"
         return self.reload
 
@@ -77,6 +77,10 @@ DAEMONS: dict[str, Daemon] = {
         name="named", unit="named", process="named", pidfile="/run/named/named.pid",
         prepare="mkdir -p /run/named && chown bind:bind /run/named",
         start="named -u bind", reload="rndc reload",
+    ),
+    "haops-responder": Daemon(
+        name="haops-responder", unit=None, process="nginx", pidfile="/run/haops-responder.pid",
+        start="nginx -c /etc/haops/responder/nginx.conf", reload="nginx -c /etc/haops/responder/nginx.conf -s reload",
     ),
     "keepalived": Daemon(
         name="keepalived", unit="keepalived", process="keepalived", pidfile="/run/keepalived.pid",

@@ -94,8 +94,8 @@ def test_validate_json_reports_every_host_and_target(capsys: pytest.CaptureFixtu
     results = json.loads(out)
     assert code == 0, out
     assert {(r["host"], r["target"]) for r in results} == {
-        (host, target) for host in ("lb1", "lb2") for target in ("haproxy", "nginx", "apache", "iptables", "keepalived")
-    } | {("dns1", "bind")}
+        (host, target) for host in ("lb1", "lb2") for target in ("sysctl", "haproxy", "nginx", "apache", "iptables", "keepalived")
+    } | {("dns1", "bind")} | {(web, "responder") for web in ("web1", "web2", "web3")}
     assert {r["status"] for r in results} == {"ok"}
 
 

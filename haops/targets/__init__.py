@@ -10,7 +10,10 @@ if TYPE_CHECKING:
     from haops.model import Service
     from haops.targets.base import ProblemAt, Target
 
-TARGET_NAMES = ("iptables", "lvs", "haproxy", "nginx", "apache", "drbd", "bind", "keepalived")
+# Also the order in which apply makes them live on a host: kernel settings first, then
+# the backends' responder, balancers, and VRRP last so a host claims the address only
+# once it can serve it.
+TARGET_NAMES = ("sysctl", "iptables", "lvs", "drbd", "responder", "haproxy", "nginx", "apache", "bind", "keepalived")
 
 
 def get_target(name: str) -> Target:

@@ -1,0 +1,50 @@
+"""A tiny HTTP responder on every backend, so verify can tell which backend answered.
+
+Opt-in with `responders: true`: it is for labs and test clusters, never for hosts that
+already run the real application. It is a separate nginx instance (its own config,
+pid file and log), so it coexists with an nginx balancer on the same host.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from haops.model import Inventory
+from haops.render import render_template
+from haops.targets.base import Check, RenderContext, RenderedFile, Target, under
+from haops.targets.nginx import CHECK_SCRIPT
+
+CONFIG = "/etc/haops/responder/nginx.conf"
+PREFIX = "/etc/haops/responder"
+
+
+def ports_on(inventory: Inventory, host: str) -> list[int]:
+    return sorted({b.port for s in inventory.services.values() for b in s.backends if b.host == host})
+
+
+class ResponderTarget(Target):
+    name = "responder"
+    service = "haops-responder"
+    summary = "a test responder on each backend: answers its host name, /health"
+
+    def hosts(self, inventory: Inventory) -> tuple[str, ...]:
+        if not inventory.responders:
+            return ()
+        return tuple(name for name in inventory.hosts if ports_on(inventory, name))
+
+    def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
+        text = render_template(
+            "responder/nginx.conf.j2",
+            source=Path(inventory.source).name,
+            host=host,
+            address=inventory.hosts[host].address,
+            ports=ports_on(inventory, host),
+        )
+        return [RenderedFile(CONFIG, text)]
+
+    def checks(self, inventory: Inventory, host: str, root: Path) -> list[Check]:
+        argv = ("unshare", "--net", "--mount", "sh", "-c", CHECK_SCRIPT, "haops-responder-check", under(root, PREFIX) + "/", under(root, CONFIG))
+        return [Check("nginx", argv, "nginx -t")]
+
+
+TARGET = ResponderTarget()
