@@ -1,10 +1,10 @@
-"""What a host has now, read with one batched SSH command, and parsed by a pure function.
+"""What a host has now, read with one batched SSH command and parsed by a pure function.
 
 The script prints one tagged line per fact, so parsing never depends on a tool's prose:
-  I <init>                   systemd or none
-  F <sha256|-> <path>        a managed file's hash, '-' when absent
-  T <path> <base64>          a file whose current text rendering needs (zone serials)
-  R <daemon> <0|1> <workers> whether the daemon runs, and its generation
+  I <init>                    systemd or none
+  F <sha256|-> <path>         a managed file's hash, '-' when absent
+  T <path> <base64>           a file whose current text rendering needs (zone serials)
+  A <target> <0|1> <gen...>   whether the target is live, and its generation (worker PIDs)
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from haops.services import DETECT_INIT, daemon
+from haops.activation import activator
+from haops.services import DETECT_INIT
 
 
 @dataclass(frozen=True)
-class DaemonState:
-    running: bool
+class TargetState:
+    live: bool
     generation: str
 
 
@@ -28,20 +29,20 @@ class HostFacts:
     init: str
     hashes: dict[str, str | None] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
-    daemons: dict[str, DaemonState] = field(default_factory=dict)
+    targets: dict[str, TargetState] = field(default_factory=dict)
 
 
-def fact_script(paths: Iterable[str], text_paths: Iterable[str], daemons: Iterable[str]) -> str:
-    lines = [f"echo \"I $({DETECT_INIT})\""]
+def fact_script(paths: Iterable[str], text_paths: Iterable[str], targets: Iterable[str]) -> str:
+    lines = [f'echo "I $({DETECT_INIT})"']
     for path in sorted(set(paths)):
         quoted = shlex.quote(path)
         lines.append(f'if [ -f {quoted} ]; then echo "F $(sha256sum < {quoted} | cut -c1-64) "{quoted}; else echo "F - "{quoted}; fi')
     for path in sorted(set(text_paths)):
         quoted = shlex.quote(path)
-        lines.append(f'[ -f {quoted} ] && echo "T "{quoted}" $(base64 -w0 < {quoted})"')
-    for name in sorted(set(daemons)):
-        spec = daemon(name)
-        lines.append(f'if {spec.running()}; then r=1; else r=0; fi; echo "R {name} $r $({spec.generation()})"')
+        lines.append(f'if [ -f {quoted} ]; then echo "T "{quoted}" $(base64 -w0 < {quoted})"; fi')
+    for name in dict.fromkeys(targets):
+        spec = activator(name)
+        lines.append(f'if ( {spec.probe()} ) >/dev/null 2>&1; then a=1; else a=0; fi; echo "A {name} $a $({spec.generation()})"')
     lines.append("true")
     return "\n".join(lines)
 
@@ -50,7 +51,7 @@ def parse_facts(output: str) -> HostFacts:
     init = "none"
     hashes: dict[str, str | None] = {}
     texts: dict[str, str] = {}
-    daemons: dict[str, DaemonState] = {}
+    targets: dict[str, TargetState] = {}
     for line in output.splitlines():
         tag, _, rest = line.partition(" ")
         if tag == "I":
@@ -61,7 +62,7 @@ def parse_facts(output: str) -> HostFacts:
         elif tag == "T":
             path, _, encoded = rest.partition(" ")
             texts[path] = base64.b64decode(encoded).decode("utf-8", "replace")
-        elif tag == "R":
-            name, running, *generation = rest.split(" ")
-            daemons[name] = DaemonState(running == "1", " ".join(g for g in generation if g))
-    return HostFacts(init, hashes, texts, daemons)
+        elif tag == "A":
+            name, live, *generation = rest.split(" ")
+            targets[name] = TargetState(live == "1", " ".join(g for g in generation if g))
+    return HostFacts(init, hashes, texts, targets)

@@ -19,7 +19,7 @@ PLAIN = "none"
 DETECT_INIT = "if [ -d /run/systemd/system ]; then echo systemd; else echo none; fi"
 
 # Children of the master: they are replaced when a reload takes effect.
-WORKERS = 'for p in $(pidof {process} 2>/dev/null); do [ "$(ps -o ppid= -p $p | tr -d " ")" = "$m" ] && echo $p; done | sort -n | tr "\\n" " "'
+WORKERS = 'for p in $(pidof {process} 2>/dev/null); do [ "$(ps -o ppid= -p $p | tr -d " ")" = "$m" ] && echo $p; done | sort -n | xargs'
 
 
 @dataclass(frozen=True)

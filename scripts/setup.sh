@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 mapfile -t PACKAGES < <(grep -v '^#' scripts/daemons.txt | grep .)
 PACKAGES+=(
   python3 python3-venv python3-pip
-  openssh-server openssh-client iputils-ping psmisc
+  openssh-server openssh-client iputils-ping
   vagrant vagrant-libvirt
 )
 

@@ -7,6 +7,7 @@ import typer
 from haops import __version__
 from haops.cli import inventory as inventory_cli
 from haops.cli import lab as lab_cli
+from haops.cli.apply import apply
 from haops.cli.render import render
 from haops.cli.validate import validate
 from haops.errors import UserError
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 app.command()(render)
 app.command()(validate)
+app.command()(apply)
 app.add_typer(inventory_cli.app, name="inventory")
 app.add_typer(lab_cli.app, name="lab")
 

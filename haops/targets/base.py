@@ -48,6 +48,7 @@ class Target:
     name: ClassVar[str]
     service: ClassVar[str | None]
     summary: ClassVar[str]
+    reads_live_files: ClassVar[bool] = False  # rendering depends on the host's current files
 
     def hosts(self, inventory: Inventory) -> tuple[str, ...]:
         raise NotImplementedError

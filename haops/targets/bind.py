@@ -173,6 +173,7 @@ def zones_on(inventory: Inventory, host: str) -> list[Zone]:
 class BindTarget(Target):
     name = "bind"
     service = "named"
+    reads_live_files = True  # a zone keeps its serial while its content is unchanged
     summary = "BIND authoritative zones: round-robin A records, delegations, content-driven serials"
 
     def hosts(self, inventory: Inventory) -> tuple[str, ...]:

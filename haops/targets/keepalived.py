@@ -8,9 +8,10 @@ warning), so review_vrrp() refuses auth_pass there instead of silently dropping 
 
 nopreempt works only from initial state BACKUP (keepalived clears it on a MASTER), so with
 nopreempt every host starts BACKUP and the election picks the highest priority; without it the
-highest-priority host starts MASTER. track_process: one vrrp_track_process per daemon, without
-weight, so the instance goes to FAULT and gives up the VIP while the daemon is not running.
-No vrrp_script is rendered, so script_user / enable_script_security are not needed.
+highest-priority host starts MASTER. track_process: one vrrp_script (`killall -0 DAEMON`, psmisc) per daemon,
+tracked without weight, so the instance goes to FAULT and gives up the VIP while the daemon is not
+running. Not vrrp_track_process: it needs the kernel's process connector, which exists only in the
+initial network namespace, so in containers and the lab it never sees the daemon and stays FAULT.
 
 Checker: `keepalived -t -f FILE`. In 2.2.7 every problem the parser reports (unknown keyword,
 bad value, unbalanced braces, missing interface, VRRPv2 rounding) makes -t exit non-zero, so no

@@ -1,0 +1,143 @@
+"""`haops apply`: push the rendered configuration to every host and make it live."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import threading
+from pathlib import Path
+
+import typer
+
+from haops.cli.common import InventoryPath, JsonFlag, load_inventory
+from haops.cli.output import err, out
+from haops.errors import UserError
+from haops.model import Inventory
+
+
+def apply(
+    inventory: Path = InventoryPath,
+    limit: str = typer.Option("", "--limit", "-l", help="Only these hosts: comma-separated host globs or group names (lb*,web1,dns)."),
+    check: bool = typer.Option(False, "--check", help="Plan and run every checker, locally and on the hosts; change nothing."),
+    diff: bool = typer.Option(False, "--diff", help="Show a unified diff of each changed file (secrets masked)."),
+    serial: int = typer.Option(0, "--serial", min=0, help="Rolling batches of N hosts (0: all at once)."),
+    max_fail: int = typer.Option(0, "--max-fail", min=0, help="With --serial: stop starting batches once more hosts than this failed."),
+    concurrency: int = typer.Option(16, "--concurrency", min=1, max=256, help="Hosts worked on at once."),
+    trust_new_hosts: bool = typer.Option(False, "--trust-new-hosts", help="Record unknown host keys (never changed ones) instead of refusing."),
+    as_json: bool = JsonFlag,
+) -> None:
+    """Render, check on each host, install atomically, reload gracefully, prove it, roll back on failure."""
+    from haops.apply import ApplyOptions
+    from haops.apply import apply as run_apply
+    from haops.transport import settings_for
+
+    inv = load_inventory(inventory)
+    hosts = select_hosts(inv, limit)
+    check_locally(inv, hosts)
+    options = ApplyOptions(check, diff, concurrency, serial, max_fail, trust_new_hosts)
+    settings = settings_for(inv, trust_new_hosts)
+    with LiveSteps(hosts, enabled=not as_json) as steps:
+        outcomes = run_apply(inv, hosts, options, settings, steps.update)
+    if as_json:
+        out().print_json(json.dumps([outcome_json(o) for o in outcomes]))
+    else:
+        print_outcomes(outcomes, check, diff)
+    raise typer.Exit(0 if all(o.report.ok for o in outcomes) else 1)
+
+
+def select_hosts(inv: Inventory, limit: str) -> list[str]:
+    if not limit:
+        return list(inv.hosts)
+    patterns = [p.strip() for p in limit.split(",") if p.strip()]
+    groups = inv.groups()
+    chosen = [h for h in inv.hosts if any(fnmatch.fnmatchcase(h, p) or h in groups.get(p, ()) for p in patterns)]
+    if not chosen:
+        raise UserError(f"--limit {limit!r} matches no host; hosts: {', '.join(inv.hosts)}; groups: {', '.join(groups)}")
+    return chosen
+
+
+def check_locally(inv: Inventory, hosts: list[str]) -> None:
+    """Every file through its checker here first: a file the checker refuses never leaves this machine."""
+    from haops.targets import all_targets
+    from haops.validation import validate
+
+    failed = [r for r in validate(inv, all_targets(), hosts) if r.status == "failed"]
+    for result in failed:
+        err().print(f"[bold red]{result.host}/{result.target} refused by its checker:[/]")
+        err().print(result.output, markup=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+class LiveSteps:
+    """A live view of what each host is doing."""
+
+    def __init__(self, hosts: list[str], enabled: bool) -> None:
+        self.steps = {host: "waiting" for host in hosts}
+        self.enabled = enabled
+        self.lock = threading.Lock()
+        self.live = None
+
+    def __enter__(self) -> LiveSteps:
+        if self.enabled:
+            from rich.live import Live
+
+            self.live = Live(self.table(), console=err(), refresh_per_second=8, transient=True)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+
+    def update(self, host: str, step: str) -> None:
+        with self.lock:
+            self.steps[host] = step
+            if self.live is not None:
+                self.live.update(self.table())
+
+    def table(self):  # type: ignore[no-untyped-def]
+        from rich.table import Table
+
+        table = Table(title="haops apply", show_header=False, box=None)
+        for host, step in self.steps.items():
+            table.add_row(host, step)
+        return table
+
+
+def outcome_json(outcome) -> dict:  # type: ignore[no-untyped-def]
+    r = outcome.report
+    data = {"host": r.host, "ok": r.ok, "changed": r.changed, "reloads": r.reloads,
+            "rolled_back": r.rolled_back, "messages": r.messages, "seconds": round(r.seconds, 3)}
+    if outcome.diffs is not None:
+        data["diffs"] = outcome.diffs
+    return data
+
+
+def print_outcomes(outcomes, check: bool, diff: bool) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    if diff:
+        for outcome in outcomes:
+            for text in outcome.diffs or []:
+                out().print(text, markup=False, highlight=False)
+    title = "haops apply --check (nothing was changed)" if check else "haops apply"
+    table = Table(title=title)
+    for column in ("host", "changed files", "reloads", "result", "seconds"):
+        table.add_column(column, justify="right" if column in ("changed files", "seconds") else "left")
+    for outcome in outcomes:
+        r = outcome.report
+        result = "[green]ok[/]" if r.ok else ("[bold red]failed, rolled back[/]" if r.rolled_back else "[bold red]failed[/]")
+        table.add_row(r.host, str(len(r.changed)), ", ".join(r.reloads) or "-", result, f"{r.seconds:.2f}")
+    out().print(table)
+    for outcome in outcomes:
+        if check and outcome.plan is not None:
+            for target in outcome.plan.targets:
+                for file_plan in target.changed:
+                    out().print(f"  {outcome.report.host}: {file_plan.action} {file_plan.file.path}", markup=False)
+        for message in outcome.report.messages:
+            err().print(f"[bold red]{outcome.report.host}:[/] {message}" if not outcome.report.ok else f"{outcome.report.host}: {message}")
+    changed = sum(len(o.report.changed) for o in outcomes)
+    reloads = sum(len(o.report.reloads) for o in outcomes)
+    failed = sum(not o.report.ok for o in outcomes)
+    out().print(f"{len(outcomes)} hosts: {changed} changed files, {reloads} reloads, {failed} failed")

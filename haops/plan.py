@@ -1,0 +1,90 @@
+"""The plan: what apply will do on each host, as data. --check prints it and stops.
+
+Facts in, plan out, no I/O: a file whose hash differs is uploaded; a target with changed
+files is checked on the host, then reloaded (or started when it is not running); a
+target whose files are unchanged and which is live is left alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from haops.facts import HostFacts, TargetState
+from haops.targets.base import RenderedFile
+
+CREATE, UPDATE, UNCHANGED = "create", "update", "unchanged"
+RELOAD, START, ACTIVATE, NOTHING = "reload", "start", "activate", "nothing"
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    file: RenderedFile
+    before: str | None
+
+    @property
+    def action(self) -> str:
+        if self.before is None:
+            return CREATE
+        return UNCHANGED if self.before == sha256(self.file.text) else UPDATE
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    target: str
+    files: tuple[FilePlan, ...]
+    action: str
+    live_generation: str | None  # the generation to see replaced; None when not live before
+
+    @property
+    def changed(self) -> tuple[FilePlan, ...]:
+        return tuple(f for f in self.files if f.action != UNCHANGED)
+
+    @property
+    def rendered(self) -> list[RenderedFile]:
+        return [f.file for f in self.files]
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    host: str
+    init: str
+    targets: tuple[TargetPlan, ...]
+
+    @property
+    def changed_files(self) -> int:
+        return sum(len(t.changed) for t in self.targets)
+
+    @property
+    def activations(self) -> tuple[TargetPlan, ...]:
+        return tuple(t for t in self.targets if t.action != NOTHING)
+
+    @property
+    def is_noop(self) -> bool:
+        return not self.changed_files and not self.activations
+
+
+def target_action(has_daemon: bool, changed: bool, state: TargetState | None) -> str:
+    live = bool(state and state.live)
+    if has_daemon:
+        if not live:
+            return START
+        return RELOAD if changed else NOTHING
+    return ACTIVATE if changed or not live else NOTHING
+
+
+def plan_host(host: str, rendered: dict[str, list[RenderedFile]], facts: HostFacts, daemons: set[str]) -> HostPlan:
+    """`rendered` maps each target on the host to its files, in activation order."""
+    targets = []
+    for target, files in rendered.items():
+        file_plans = tuple(FilePlan(f, facts.hashes.get(f.path)) for f in files)
+        state = facts.targets.get(target)
+        changed = any(f.action != UNCHANGED for f in file_plans)
+        action = target_action(target in daemons, changed, state)
+        generation = state.generation if state and state.live else None
+        targets.append(TargetPlan(target, file_plans, action, generation))
+    return HostPlan(host, facts.init, tuple(targets))
