@@ -132,13 +132,22 @@ def diffs_for(connection: Connection, plan: HostPlan) -> list[str]:
 
 
 def mask_pair(file: RenderedFile, old: str) -> tuple[str, str]:
-    """Mask secrets in the new text, and whatever stands at the same place in the old text."""
+    """Mask secrets in the new text, and whatever stands at the same place in the old text.
+
+    A secret line that changed still shows as changed, without either value."""
     new = mask(file.text, file.secrets)
-    prefixes = [line[: line.index("********")] for line in new.splitlines() if "********" in line]
+    raw_by_prefix = {}
+    for raw, masked in zip(file.text.splitlines(), new.splitlines()):
+        if "********" in masked:
+            raw_by_prefix[masked[: masked.index("********")]] = raw
     old_lines = []
-    for line in mask(old, file.secrets).splitlines(True):
-        prefix = next((p for p in prefixes if p and line.startswith(p)), None)
-        old_lines.append(prefix + "********\n" if prefix is not None else line)
+    for line in old.splitlines(True):
+        prefix = next((p for p in raw_by_prefix if p and line.startswith(p)), None)
+        if prefix is None:
+            old_lines.append(mask(line, file.secrets))
+        else:
+            same = line.rstrip("\n") == raw_by_prefix[prefix]
+            old_lines.append(prefix + ("********" if same else "******** (old value)") + "\n")
     return new, "".join(old_lines)
 
 

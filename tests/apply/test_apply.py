@@ -1,0 +1,288 @@
+"""apply over real SSH into lab hosts: plan, check, install, reload, prove, roll back, lock.
+
+The tests run in file order on one cluster: --check on fresh hosts, the first apply, then
+changes and faults against the running cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from haops import execute
+from haops.apply import ApplyOptions, HostLock, HostOutcome, apply
+from haops.cli import main
+from haops.transport import HostFailure, SshSettings, open_connection, settings_for
+from tests.apply.conftest import Cluster
+
+pytestmark = pytest.mark.lab
+MANAGED = {
+    "lb1": ["/etc/haproxy/haproxy.cfg", "/etc/nginx/nginx.conf", "/etc/apache2/apache2.conf",
+            "/etc/keepalived/keepalived.conf", "/etc/haops/iptables.rules", "/etc/sysctl.d/60-haops.conf"],
+    "web1": ["/etc/haops/responder/nginx.conf"],
+    "dns1": ["/etc/bind/named.conf", "/etc/bind/haops/db.example.test"],
+}
+DAEMONS = ("haproxy", "nginx", "apache2", "keepalived", "named")
+PORTS = {80: "haproxy", 81: "nginx", 82: "apache", 83: "iptables"}
+
+
+def settings(cluster: Cluster, **changes: object) -> SshSettings:
+    return dataclasses.replace(settings_for(cluster.inventory), connect_timeout_s=3, **changes)
+
+
+def run_apply(cluster: Cluster, hosts: list[str] | None = None, **options: object) -> dict[str, HostOutcome]:
+    inv = cluster.inventory
+    outcomes = apply(inv, hosts or list(inv.hosts), ApplyOptions(**options), settings(cluster), lambda host, step: None)
+    return {o.report.host: o for o in outcomes}
+
+
+def all_ok(outcomes: dict[str, HostOutcome]) -> bool:
+    return all(o.report.ok for o in outcomes.values())
+
+
+def hashes(cluster: Cluster) -> dict[str, str]:
+    found = {}
+    for host, paths in MANAGED.items():
+        for line in cluster.sh(host, f"sha256sum {' '.join(paths)} 2>/dev/null || true").splitlines():
+            digest, path = line.split()
+            found[f"{host}:{path}"] = digest
+    return found
+
+
+def daemon_pids(cluster: Cluster) -> dict[str, str]:
+    found = {}
+    for host in ("lb1", "lb2", "dns1", "web1"):
+        listing = cluster.sh(host, "ps -eo pid=,comm=")
+        for line in listing.splitlines():
+            pid, name = line.split(None, 1)
+            if name.strip() in DAEMONS:
+                found.setdefault(f"{host}:{name.strip()}", []).append(pid)
+    return {key: " ".join(sorted(pids)) for key, pids in found.items()}
+
+
+def served_by(cluster: Cluster, port: int, requests: int = 6) -> Counter[str]:
+    """Bounded: `requests` requests from client1 to the VIP, 2 s each at most."""
+    vip = cluster.inventory.services["www"].vip
+    script = f"for i in $(seq {requests}); do curl -s -m 2 http://{vip}:{port}/ || echo failed; done"
+    return Counter(cluster.sh("client1", script, timeout=requests * 3 + 5).split())
+
+
+# --- before anything is live ----------------------------------------------------------------------------
+
+
+def test_check_plans_everything_and_changes_nothing(cluster: Cluster) -> None:
+    before_hashes, before_pids = hashes(cluster), daemon_pids(cluster)
+    outcomes = run_apply(cluster, check=True)
+    assert all_ok(outcomes), [o.report.messages for o in outcomes.values()]
+    assert "/etc/haproxy/haproxy.cfg" in outcomes["lb1"].report.changed
+    assert "haproxy:start" in outcomes["lb1"].report.reloads
+    assert (hashes(cluster), daemon_pids(cluster)) == (before_hashes, before_pids)
+    assert cluster.sh("lb1", "ls /tmp") .strip() == "", "the candidate tree is removed"
+
+
+def test_first_apply_serves_traffic_through_every_balancer_kind(cluster: Cluster) -> None:
+    outcomes = run_apply(cluster)
+    assert all_ok(outcomes), [o.report.messages for o in outcomes.values()]
+    assert set(outcomes) == {"lb1", "lb2", "web1", "web2", "web3", "dns1"}, "client1 has nothing to run"
+    cluster.sh("lb1", "for i in $(seq 50); do ip -br a show eth0 | grep -q 10.213.10.100 && exit 0; sleep 0.2; done; exit 1")
+    for port in PORTS:
+        assert served_by(cluster, port) == Counter({"web1": 2, "web2": 2, "web3": 2}), f"port {port} ({PORTS[port]})"
+    assert sorted(cluster.sh("client1", "dig +short @10.213.10.31 www.example.test A").split()) == [
+        "10.213.10.21", "10.213.10.22", "10.213.10.23"]
+
+
+def test_second_apply_changes_nothing_and_keeps_every_pid(cluster: Cluster) -> None:
+    before_hashes, before_pids = hashes(cluster), daemon_pids(cluster)
+    outcomes = run_apply(cluster)
+    assert all_ok(outcomes)
+    assert [(h, o.report.changed, o.report.reloads) for h, o in outcomes.items() if o.report.changed or o.report.reloads] == []
+    assert (hashes(cluster), daemon_pids(cluster)) == (before_hashes, before_pids)
+
+
+def test_one_line_change_reloads_only_its_daemon_gracefully(cluster: Cluster) -> None:
+    before = daemon_pids(cluster)
+    cluster.rewrite("retries: 2", "retries: 3") if "retries: 2" in cluster.path.read_text() else cluster.rewrite(
+        "port: 80\n    balancer: haproxy", "port: 80\n    retries: 3\n    balancer: haproxy")
+    outcomes = run_apply(cluster)
+    assert all_ok(outcomes)
+    assert {h: o.report.reloads for h, o in outcomes.items() if o.report.reloads} == {
+        "lb1": ["haproxy:reload"], "lb2": ["haproxy:reload"]}
+    after = daemon_pids(cluster)
+    assert after["lb1:haproxy"] != before["lb1:haproxy"], "new workers took over"
+    assert {k: v for k, v in after.items() if "haproxy" not in k} == {k: v for k, v in before.items() if "haproxy" not in k}
+    assert "retries 3" in cluster.sh("lb1", "cat /etc/haproxy/haproxy.cfg")
+
+
+def test_zone_change_bumps_the_serial_and_named_serves_it(cluster: Cluster) -> None:
+    serial = int(cluster.sh("client1", "dig +short @10.213.10.31 example.test SOA").split()[2])
+    cluster.rewrite("      lb: 10.213.10.100", "      lb: 10.213.10.100\n      extra: 10.213.10.21")
+    assert all_ok(run_apply(cluster, hosts=["dns1"]))
+    assert int(cluster.sh("client1", "dig +short @10.213.10.31 example.test SOA").split()[2]) == serial + 1
+    assert cluster.sh("client1", "dig +short @10.213.10.31 extra.example.test A").strip() == "10.213.10.21"
+    assert run_apply(cluster, hosts=["dns1"])["dns1"].report.changed == [], "same content keeps its serial"
+
+
+# --- faults ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def broken_haproxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HAProxy renders a file its checker refuses (apply's local check is bypassed by calling the API)."""
+    from haops.targets.haproxy import HaproxyTarget
+
+    original = HaproxyTarget.render
+
+    def render(self: HaproxyTarget, *args: object, **kwargs: object) -> list:
+        return [dataclasses.replace(f, text=f.text.replace("balance roundrobin", "balance nosuch")) for f in original(self, *args, **kwargs)]
+
+    monkeypatch.setattr(HaproxyTarget, "render", render)
+
+
+def test_checker_refusal_on_the_host_leaves_live_files_and_daemons_alone(cluster: Cluster, broken_haproxy: None) -> None:
+    before_hashes, before_pids = hashes(cluster), daemon_pids(cluster)
+    outcome = run_apply(cluster, hosts=["lb1"])["lb1"]
+    assert not outcome.report.ok
+    assert "checker refused" in outcome.report.messages[0] and "balance only supports" in outcome.report.messages[0]
+    assert (hashes(cluster), daemon_pids(cluster)) == (before_hashes, before_pids)
+    assert cluster.sh("lb1", "ls -A /etc/haproxy") .split() == ["errors", "haproxy.cfg"], "no temp files left"
+
+
+@pytest.fixture
+def squatter(cluster: Cluster) -> Iterator[int]:
+    """A process holding port 8090 on lb1, so a HAProxy that wants it cannot bind."""
+    # Debian's python3 (setup installs it): the machine's /root, where pyenv lives, is private to each host.
+    cluster.sh("lb1", "setsid -f /usr/bin/python3 -c 'import socket,time; s=socket.socket(); s.bind((\"0.0.0.0\", 8090)); s.listen(); time.sleep(120)' </dev/null >/dev/null 2>&1; sleep 0.5; ss -ltn | grep -q ':8090 '")
+    yield 8090
+    cluster.sh("lb1", "pkill -f 's.bind((\"0.0.0.0\", 8090))' || true")
+
+
+def test_reload_that_does_not_take_effect_is_rolled_back(cluster: Cluster, squatter: int) -> None:
+    before = hashes(cluster)["lb1:/etc/haproxy/haproxy.cfg"]
+    original = cluster.path.read_text()
+    cluster.rewrite("stats: {port: 8404", f"stats: {{port: {squatter}")
+    try:
+        outcome = run_apply(cluster, hosts=["lb1"])["lb1"]
+    finally:
+        cluster.path.write_text(original)
+    assert not outcome.report.ok and outcome.report.rolled_back
+    assert "did not become live" in outcome.report.messages[0] and "old config restored" in outcome.report.messages[0]
+    assert hashes(cluster)["lb1:/etc/haproxy/haproxy.cfg"] == before
+    assert served_by(cluster, 80, 3) == Counter({"web1": 1, "web2": 1, "web3": 1})
+
+
+def test_connection_lost_before_install_leaves_the_old_file(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = hashes(cluster)["lb1:/etc/haproxy/haproxy.cfg"]
+    original_install = execute.install_script
+
+    def drop_then_install(plan, root, backup):  # type: ignore[no-untyped-def]
+        raise HostFailure("lost the connection to lb1: simulated drop between upload and rename")
+
+    monkeypatch.setattr(execute, "install_script", drop_then_install)
+    cluster.rewrite("retries: 3", "retries: 4")
+    outcome = run_apply(cluster, hosts=["lb1"])["lb1"]
+    monkeypatch.setattr(execute, "install_script", original_install)
+    assert not outcome.report.ok
+    assert hashes(cluster)["lb1:/etc/haproxy/haproxy.cfg"] == before
+    assert cluster.sh("lb1", "ls -A /etc/haproxy").split() == ["errors", "haproxy.cfg"]
+    assert all_ok(run_apply(cluster, hosts=["lb1"])), "the next apply finishes the job"
+
+
+def test_unreachable_host_fails_alone(cluster: Cluster) -> None:
+    cluster.rewrite("retries: 4", "retries: 5")
+    cluster.lab.cut("lb2")
+    try:
+        outcomes = run_apply(cluster, hosts=["lb1", "lb2", "web1"])
+    finally:
+        cluster.lab.heal("lb2")
+    assert outcomes["lb1"].report.ok and outcomes["web1"].report.ok
+    assert not outcomes["lb2"].report.ok and "cannot reach" in outcomes["lb2"].report.messages[0]
+    assert all_ok(run_apply(cluster, hosts=["lb2"]))
+
+
+def test_serial_batches_stop_after_max_fail(cluster: Cluster) -> None:
+    cluster.lab.cut("lb1")
+    try:
+        outcomes = run_apply(cluster, hosts=["lb1", "lb2", "web1"], serial=1, max_fail=0)
+    finally:
+        cluster.lab.heal("lb1")
+    assert not outcomes["lb1"].report.ok
+    assert "not started" in outcomes["lb2"].report.messages[0] and "not started" in outcomes["web1"].report.messages[0]
+
+
+def test_a_second_apply_is_locked_out_and_a_dead_holder_frees_the_lock(cluster: Cluster) -> None:
+    inv = cluster.inventory
+    holder = open_connection(inv.hosts["web1"], settings(cluster))
+    lock = HostLock(holder, "web1").__enter__()
+    outcome = run_apply(cluster, hosts=["web1"])["web1"]
+    assert not outcome.report.ok and "another apply is running on web1" in outcome.report.messages[0]
+    assert "pid" in outcome.report.messages[0], "names the holder"
+    holder.client.get_transport().close()  # the holder dies without releasing anything
+    del lock
+    assert all_ok(run_apply(cluster, hosts=["web1"]))
+
+
+def test_concurrent_applies_on_one_host_never_both_run(cluster: Cluster) -> None:
+    cluster.rewrite("retries: 5", "retries: 6")
+    results: list[HostOutcome] = []
+    threads = [threading.Thread(target=lambda: results.append(run_apply(cluster, hosts=["lb1"])["lb1"])) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(r.report.ok for r in results) in ([False, True], [True, True])
+    locked = [r for r in results if not r.report.ok]
+    assert all("another apply is running" in r.report.messages[0] for r in locked)
+
+
+def test_unknown_host_key_is_refused_before_any_command(cluster: Cluster, tmp_path: Path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    inv = cluster.inventory
+    with pytest.raises(HostFailure, match="unknown host key"):
+        open_connection(inv.hosts["web1"], settings(cluster, known_hosts=(empty,)))
+    other = cluster.lab.known_hosts.read_text().splitlines()
+    web2_key = next(line.split(" ", 1)[1] for line in other if line.startswith("web2,"))
+    forged = tmp_path / "forged"
+    forged.write_text(f"{inv.hosts['web1'].address} {web2_key}\n")
+    with pytest.raises(HostFailure, match="CHANGED"):
+        open_connection(inv.hosts["web1"], settings(cluster, known_hosts=(forged,)))
+
+
+def test_trust_new_hosts_records_an_unknown_key(cluster: Cluster, tmp_path: Path) -> None:
+    record = tmp_path / "known_hosts"
+    record.write_text("")
+    inv = cluster.inventory
+    connection = open_connection(inv.hosts["web1"], settings(cluster, known_hosts=(record,), trust_new_hosts=True, record_new_keys_to=record))
+    connection.close()
+    assert str(inv.hosts["web1"].address) in record.read_text()
+    open_connection(inv.hosts["web1"], settings(cluster, known_hosts=(record,))).close()
+
+
+def test_cli_json_and_diff_never_show_secrets(cluster: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
+    cluster.rewrite("password: change-me", "password: new-secret")
+    try:
+        main(["apply", "-i", str(cluster.path), "--check", "--diff", "--json", "--limit", "lb1"])
+    except SystemExit as exit_:
+        assert exit_.code == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    text = captured.out + captured.err
+    assert "new-secret" not in text and "change-me" not in text and "s3cret" not in text
+    diff = "".join(data[0]["diffs"])
+    assert "-    stats auth admin:******** (old value)" in diff and "+    stats auth admin:********" in diff
+
+
+def test_cli_apply_limit_by_group_and_exit_codes(cluster: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["apply", "-i", str(cluster.path), "--limit", "web"])
+    assert exit_.value.code == 0
+    assert "3 hosts" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        main(["apply", "-i", str(cluster.path), "--limit", "nosuch*"])
+    assert exit_.value.code == 2
