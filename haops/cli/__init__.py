@@ -10,6 +10,7 @@ COMMANDS = (
     ("render", "Render one technology's files (or all) for each host: stdout or a folder."),
     ("validate", "Render everything and prove each file with the daemon's own checker."),
     ("apply", "Push configs over SSH: check on host, install atomically, reload, prove, roll back."),
+    ("verify", "Prove the cluster balances, sticks, resolves and survives a dead backend."),
     ("inventory", "Check an inventory, or show it resolved with every default filled in."),
     ("lab", "A cluster of real SSH hosts made of Linux namespaces on this machine."),
 )

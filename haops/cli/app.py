@@ -10,6 +10,7 @@ from haops.cli import lab as lab_cli
 from haops.cli.apply import apply
 from haops.cli.render import render
 from haops.cli.validate import validate
+from haops.cli.verify import verify
 from haops.errors import UserError
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.command()(render)
 app.command()(validate)
 app.command()(apply)
+app.command()(verify)
 app.add_typer(inventory_cli.app, name="inventory")
 app.add_typer(lab_cli.app, name="lab")
 

@@ -1,0 +1,72 @@
+"""Run every verification for an inventory: state on each host, then traffic, one check at a time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from haops.model import Inventory, Service
+from haops.transport import HostFailure, SshSettings
+from haops.verify import behaviour
+from haops.verify.context import VerifyContext
+from haops.verify.result import FAIL, SKIP, CheckResult
+from haops.verify.state import state_checks
+
+Progress = Callable[[str], None]
+
+
+def lab_for(inventory: Inventory):  # type: ignore[no-untyped-def]
+    """The running lab this inventory lives in, if any: it allows fault injection."""
+    if inventory.lab is None:
+        return None
+    from haops.lab import Lab, LabError
+
+    try:
+        return Lab.existing(inventory.lab.name)
+    except LabError:
+        return None
+
+
+def traffic_checks(ctx: VerifyContext) -> list[Callable[[], CheckResult | list[CheckResult]]]:
+    """Undisturbed measurements first (splits, then cookies), failures last, so no fault skews a split."""
+    services = list(ctx.inventory.services.values())
+    ipvs = [s for s in services if s.balancer == "lvs"]
+    tested = [s for s in services if s.balancer != "lvs"]
+    checks: list[Callable[[], CheckResult | list[CheckResult]]] = [lambda s=s: lvs_skipped(s) for s in ipvs]
+    checks += [lambda s=s: behaviour.distribution(ctx, s) for s in tested]
+    checks += [lambda s=s: behaviour.stickiness(ctx, s) for s in tested if s.sticky == "cookie"]
+    checks += [lambda s=s: behaviour.health(ctx, s) for s in tested if s.balancer != "iptables"]
+    for zone in ctx.inventory.zones.values():
+        for server in zone.servers:
+            checks.append(lambda zone=zone, server=server: behaviour.dns_rotation(ctx, zone, server))
+        checks.append(lambda zone=zone: behaviour.dns_serials(ctx, zone))
+    return checks
+
+
+def lvs_skipped(service: Service) -> CheckResult:
+    return CheckResult("traffic", service.name, "LVS balances", "needs the ip_vs kernel module (Vagrant VMs, real servers)", SKIP)
+
+
+def guarded(check: Callable[[], CheckResult | list[CheckResult]]) -> list[CheckResult]:
+    started = time.monotonic()
+    try:
+        outcome = check()
+    except HostFailure as exc:
+        return [CheckResult("traffic", "probe", "the probe runs", str(exc), FAIL, time.monotonic() - started)]
+    return outcome if isinstance(outcome, list) else [outcome]
+
+
+def verify(inventory: Inventory, settings: SshSettings, faults: bool | None = None,
+           progress: Progress = lambda _: None) -> list[CheckResult]:
+    """`faults`: allow stopping backends and slowing links; default: only inside a running lab."""
+    lab = lab_for(inventory)
+    ctx = VerifyContext(inventory, settings, lab, lab is not None if faults is None else faults)
+    progress("state checks")
+    results = state_checks(inventory, settings, list(inventory.hosts))
+    try:
+        for check in traffic_checks(ctx):
+            progress("traffic checks")
+            results += guarded(check)
+    finally:
+        ctx.close()
+    return results

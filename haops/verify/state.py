@@ -1,0 +1,151 @@
+"""State checks through pytest-testinfra's Host API, over the same SSH settings as apply."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from haops.activation import activator
+from haops.model import Inventory
+from haops.targets import all_targets
+from haops.targets.base import RenderContext, Target
+from haops.transport import USER_KNOWN_HOSTS, SshSettings
+from haops.verify.result import FAIL, SKIP, CheckResult, verdict
+
+if TYPE_CHECKING:
+    from testinfra.host import Host
+
+BALANCER_OF = {"haproxy": "haproxy", "nginx": "nginx", "apache": "apache"}
+
+
+def testinfra_host(inventory: Inventory, name: str, settings: SshSettings) -> Host:
+    """testinfra's ssh backend with strict host keys (its paramiko backend accepts unknown keys)."""
+    import testinfra
+
+    host = inventory.hosts[name]
+    user = host.ssh_user or settings.forced_user or getpass.getuser()
+    port = f":{host.ssh_port}" if host.ssh_port else ""
+    known = " ".join(str(p) for p in (settings.known_hosts or (USER_KNOWN_HOSTS,)))
+    extra = f"-o StrictHostKeyChecking=yes -o BatchMode=yes -o UserKnownHostsFile={known} -o GlobalKnownHostsFile=/dev/null"
+    identity = host.ssh_key or (str(settings.identity) if settings.identity else None)
+    return testinfra.get_host(f"ssh://{user}@{host.connect_to}{port}", ssh_extra_args=extra, ssh_identity_file=identity,
+                              controlpersist=0, timeout=settings.connect_timeout_s)
+
+
+def timed(check: str, subject: str, probe: Callable[[], tuple[str, str, str]]) -> CheckResult:
+    started = time.monotonic()
+    try:
+        expected, observed, status = probe()
+    except RuntimeError as exc:  # testinfra's ssh backend: ssh itself failed
+        expected, observed, status = "reachable over SSH", f"ssh failed: {str(exc)[:200]}", FAIL
+    return CheckResult(check, subject, expected, observed, status, time.monotonic() - started)
+
+
+def host_checks(inventory: Inventory, name: str, targets: list[Target], settings: SshSettings) -> list[CheckResult]:
+    host = testinfra_host(inventory, name, settings)
+    results = []
+    for target in targets:
+        results.append(timed("config", f"{name} {target.name}", lambda t=target: config_matches(inventory, name, t, host)))
+        spec = activator(target.name)
+        if spec.daemon is not None:
+            results.append(timed("running", f"{name} {spec.daemon.name}", lambda s=spec: running(host, s.probe())))
+        for port in listening_ports(inventory, name, target.name):
+            results.append(timed("listening", f"{name} {port}", lambda p=port: listening(host, p)))
+        if target.name == "iptables":
+            results.append(timed("iptables chains", name, lambda: iptables_chains_once(inventory, name, host)))
+        if target.name == "bind":
+            results.append(timed("zone serial", name, lambda: served_serials(inventory, name, host)))
+        if target.name == "drbd":
+            results.append(timed("DRBD state", name, lambda: drbd_state(inventory, name, host)))
+    return results
+
+
+def config_matches(inventory: Inventory, name: str, target: Target, host: Host) -> tuple[str, str, str]:
+    live = {}
+    if target.reads_live_files:
+        for file in target.render(inventory, name, RenderContext()):
+            remote = host.file(file.path)
+            live[file.path] = remote.content_string if remote.exists else ""
+    files = target.render(inventory, name, RenderContext(live=live))
+    wrong = []
+    for file in files:
+        remote = host.file(file.path)
+        if not remote.exists or remote.sha256sum != hashlib.sha256(file.text.encode()).hexdigest():
+            wrong.append(file.path)
+    observed = "all match" if not wrong else "differs: " + ", ".join(wrong)
+    return f"{len(files)} file(s) as rendered", observed, verdict(not wrong)
+
+
+def running(host: Host, probe: str) -> tuple[str, str, str]:
+    ok = host.run(probe).rc == 0
+    return "running", "running" if ok else "not running", verdict(ok)
+
+
+def listening_ports(inventory: Inventory, name: str, target: str) -> list[str]:
+    if target == "responder":
+        from haops.targets.responder import ports_on
+
+        return [f"tcp://{inventory.hosts[name].address}:{p}" for p in ports_on(inventory, name)]
+    if target == "bind":
+        return [f"tcp://{inventory.hosts[name].address}:53"]
+    balancer = BALANCER_OF.get(target)
+    services = [s for s in inventory.services.values() if s.balancer == balancer and name in s.hosts]
+    return [f"tcp://{s.vip}:{s.port}" for s in services] + [f"tcp://0.0.0.0:{s.stats.port}" for s in services if s.stats]
+
+
+def listening(host: Host, spec: str) -> tuple[str, str, str]:
+    ok = host.socket(spec).is_listening
+    return "listening", "listening" if ok else "nothing listens", verdict(ok)
+
+
+def iptables_chains_once(inventory: Inventory, name: str, host: Host) -> tuple[str, str, str]:
+    from haops.targets.iptables import HOOKS
+
+    rules = host.iptables.rules("nat")
+    chains = [rule for rule in rules if rule.startswith("-N HAOPS-")]
+    hooks = {chain: rules.count(f"-A {builtin} -j {chain}") for builtin, chain in HOOKS}
+    twice = [rule for rule in set(chains) if chains.count(rule) > 1]
+    ok = all(count == 1 for count in hooks.values()) and not twice and bool(chains)
+    observed = f"{len(chains)} chains, jumps " + "/".join(str(count) for count in hooks.values())
+    return "each haops chain and jump exactly once", observed, verdict(ok)
+
+
+def served_serials(inventory: Inventory, name: str, host: Host) -> tuple[str, str, str]:
+    from haops.targets.bind import serial_in, zone_path
+
+    address = inventory.hosts[name].address
+    pairs = []
+    for zone in inventory.zones.values():
+        if name in zone.servers:
+            written = serial_in(host.file(zone_path(zone)).content_string)
+            answer = host.run(f"dig +short +time=1 +tries=1 @{address} {zone.name} SOA").stdout.split()
+            pairs.append((zone.name, written, int(answer[2]) if len(answer) > 2 else None))
+    ok = all(written == served for _, written, served in pairs)
+    observed = " ".join(f"{zone}: file {written}, served {served}" for zone, written, served in pairs)
+    return "named serves the serial in its zone file", observed, verdict(ok)
+
+
+def drbd_state(inventory: Inventory, name: str, host: Host) -> tuple[str, str, str]:
+    if not host.file("/proc/drbd").exists:
+        return "resources connected and up to date", "no DRBD kernel module on this host", SKIP
+    status = host.run("drbdadm status all")
+    # `drbdadm status` names a connection state only when it is not Connected.
+    ok = status.rc == 0 and "connection:" not in status.stdout and "UpToDate" in status.stdout
+    return "resources connected and up to date", status.stdout.strip().replace("\n", " ")[:200], verdict(ok)
+
+
+def state_checks(inventory: Inventory, settings: SshSettings, hosts: list[str]) -> list[CheckResult]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    by_host: dict[str, list[Target]] = {}
+    for target in all_targets():
+        for name in target.hosts(inventory):
+            if name in hosts:
+                by_host.setdefault(name, []).append(target)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        batches = pool.map(lambda item: host_checks(inventory, item[0], item[1], settings), by_host.items())
+    return [result for batch in batches for result in batch]
+
