@@ -110,7 +110,10 @@ class Sysctl(Activator):
 
 
 class Iptables(Activator):
-    """One iptables-restore --noflush of haops' own chains, then the jumps into them, each only if missing."""
+    """One iptables-restore --noflush of haops' own chains, then the jumps into them, each only if missing.
+
+    Chains named HAOPS-* in the nat table are haops'. One the file no longer declares (its
+    service was removed) is unreferenced once the hook chains are refilled, and is deleted."""
 
     def probe(self) -> str:
         return "iptables -w -t nat -S HAOPS-PREROUTING >/dev/null 2>&1"
@@ -125,7 +128,9 @@ class Iptables(Activator):
             f"if [ $c = 1 ]; then iptables -w -t {TABLE} -A {builtin} -j {chain}; elif [ $c != 0 ]; then exit $c; fi"
             for builtin, chain in HOOKS
         ]
-        return " && ".join([f"iptables-restore -w --noflush {CONFIG}", *(f"( {h} )" for h in hooks)])
+        stale = (f"for c in $(iptables-save -t {TABLE} | sed -n 's/^:\\(HAOPS-[^ ]*\\) .*/\\1/p'); do "
+                 f"grep -q \"^:$c \" {CONFIG} || {{ iptables -w -t {TABLE} -F $c && iptables -w -t {TABLE} -X $c; }} || exit 1; done")
+        return " && ".join([f"iptables-restore -w --noflush {CONFIG}", *(f"( {h} )" for h in hooks), f"( {stale} )"])
 
     def proof(self, inventory: Inventory, host: str, files: list[RenderedFile], before: str | None) -> str:
         from haops.targets.iptables import HOOKS, TABLE

@@ -74,22 +74,29 @@ def exact_split(ctx: VerifyContext, service: Service) -> tuple[str, str, str]:
 
 def affinity(ctx: VerifyContext, service: Service) -> tuple[str, str, str]:
     per_client: dict[str, Counter[str]] = {}
-    for variant, (host, script) in affinity_probes(ctx, service).items():
-        per_client[variant] = by_backend(parse_responses(ctx.sh(host, script)))
+    with extra_sources(ctx, service) as sources:
+        for variant, (host, script) in affinity_probes(ctx, service, sources).items():
+            per_client[variant] = by_backend(parse_responses(ctx.sh(host, script)))
     stays = expect.affinity_holds(per_client)
     distinct = expect.spread(per_client)
-    wants_spread = min(len(per_client), len(weights(service))) >= 2
     observed = "; ".join(f"{variant}: {expect.describe(c)}" for variant, c in per_client.items())
+    if service.algorithm == "ip_hash":
+        # nginx's ip_hash keys on the first three octets: one /24 of clients is one key.
+        networks = {".".join(v.split(".")[:3]) for v in per_client}
+        return "each /24 of clients on one backend (ip_hash keys on the /24)", observed, verdict(stays and distinct <= len(networks))
+    wants_spread = min(len(per_client), len(weights(service))) >= 2
     passed = stays and (distinct >= 2 or not wants_spread)
-    return "each client on one backend, clients spread over 2 or more", observed, verdict(passed)
+    return "each key on one backend, keys spread over 2 or more", observed, verdict(passed)
 
 
-def affinity_probes(ctx: VerifyContext, service: Service) -> dict[str, tuple[str, str]]:
-    """Variants of the hashed key, each sent 4 times: clients for source hashing, else paths/headers/cookies."""
-    key = service.hash_key or ("uri" if service.algorithm == "uri" else "source")
+def affinity_probes(ctx: VerifyContext, service: Service, sources: list[str]) -> dict[str, tuple[str, str]]:
+    """Variants of the hashed key, each sent 4 times: source addresses for source hashing, else paths/headers/cookies."""
+    key = hashed_key(service)
     client = ctx.clients[0]
     if key == "source":
-        return {host: (host, http_loop(url(service), 4)) for host in ctx.traffic_sources(service, 4)}
+        probes = {str(ctx.inventory.hosts[h].address): (h, http_loop(url(service), 4)) for h in ctx.traffic_sources(service, 4)}
+        probes |= {address: (client, http_loop(url(service), 4, curl_args=("--interface", address))) for address in sources}
+        return probes
     if key == "uri":
         return {f"/k{n}": (client, http_loop(url(service, f"/k{n}"), 4)) for n in range(6)}
     kind, name = key.split(":", 1)
@@ -100,6 +107,27 @@ def affinity_probes(ctx: VerifyContext, service: Service) -> dict[str, tuple[str
         target = url(service, f"/?{name}={value}") if kind == "arg" else url(service)
         probes[f"{name}={value}"] = (client, http_loop(target, 4, curl_args=args))
     return probes
+
+
+def hashed_key(service: Service) -> str:
+    """What the balancer hashes: 'source', 'uri', or 'header:NAME' / 'cookie:NAME' / 'arg:NAME'."""
+    return service.hash_key or ("uri" if service.algorithm == "uri" else "source")
+
+
+@contextmanager
+def extra_sources(ctx: VerifyContext, service: Service, wanted: int = 6) -> Iterator[list[str]]:
+    """In the lab, spare lab addresses on the client, so source hashing sees several clients."""
+    if ctx.lab is None or not ctx.faults or hashed_key(service) != "source":
+        yield []
+        return
+    taken = {h.address for h in ctx.inventory.hosts.values()} | {s.vip for s in ctx.inventory.services.values()}
+    spare = [str(a) for a in reversed(list(ctx.lab.network.hosts())) if a not in taken][:wanted]
+    client, prefix = ctx.clients[0], ctx.lab.network.prefixlen
+    ctx.sh(client, " && ".join(f"ip addr add {a}/{prefix} dev eth0" for a in spare))
+    try:
+        yield spare
+    finally:
+        ctx.sh(client, "; ".join(f"ip addr del {a}/{prefix} dev eth0" for a in spare) + "; true")
 
 
 def least_connections(ctx: VerifyContext, service: Service) -> tuple[str, str, str]:
