@@ -22,11 +22,11 @@ from haops.activation import activator
 from haops.execute import BACKUP_ROOT, ExecuteContext, HostReport, check_on_host, cleanup, execute_plan, new_run_id
 from haops.facts import HostFacts, fact_script, parse_facts
 from haops.model import Inventory
-from haops.plan import UNCHANGED, HostPlan, plan_host
-from haops.targets import all_targets
+from haops.plan import UNCHANGED, HostPlan, TargetPlan, plan_host
+from haops.targets import all_targets, get_target
 from haops.targets.base import RenderContext, RenderedFile, Target
 from haops.transport import HostFailure, SshSettings, open_connection, run
-from haops.validation import mask
+from haops.validation import check_files, mask
 
 if TYPE_CHECKING:
     from fabric import Connection
@@ -151,6 +151,18 @@ def mask_pair(file: RenderedFile, old: str) -> tuple[str, str]:
     return new, "".join(old_lines)
 
 
+def check_here(inventory: Inventory, host: str, plans: list[TargetPlan]) -> None:
+    """The changed targets through their checkers on this machine: what they refuse is never uploaded.
+    A checker missing here is no reason to stop; the host runs it next."""
+    refusals = []
+    for plan in plans:
+        result = check_files(get_target(plan.target), inventory, host, plan.rendered)
+        if result.status == "failed":
+            refusals.append(result.output)
+    if refusals:
+        raise HostFailure("checker refused the new config here; nothing was uploaded:\n" + "\n".join(refusals))
+
+
 def apply_host(inventory: Inventory, host: str, targets: list[Target], options: ApplyOptions,
                settings: SshSettings, run_id: str, progress: Progress) -> HostOutcome:
     started = time.monotonic()
@@ -174,6 +186,8 @@ def apply_host(inventory: Inventory, host: str, targets: list[Target], options: 
                 outcome.diffs = diffs_for(connection, plan)
             to_check = [t for t in plan.targets if t.changed]
             if to_check:
+                step("checking here")
+                check_here(inventory, host, to_check)
                 root = check_on_host(connection, inventory, host, to_check, step)
             if options.check:
                 report.changed = [f.file.path for t in plan.targets for f in t.changed]

@@ -33,7 +33,6 @@ def apply(
 
     inv = load_inventory(inventory)
     hosts = select_hosts(inv, limit)
-    check_locally(inv, hosts)
     options = ApplyOptions(check, diff, concurrency, serial, max_fail, trust_new_hosts)
     settings = settings_for(inv, trust_new_hosts)
     with LiveSteps(hosts, enabled=not as_json) as steps:
@@ -54,19 +53,6 @@ def select_hosts(inv: Inventory, limit: str) -> list[str]:
     if not chosen:
         raise UserError(f"--limit {limit!r} matches no host; hosts: {', '.join(inv.hosts)}; groups: {', '.join(groups)}")
     return chosen
-
-
-def check_locally(inv: Inventory, hosts: list[str]) -> None:
-    """Every file through its checker here first: a file the checker refuses never leaves this machine."""
-    from haops.targets import all_targets
-    from haops.validation import validate
-
-    failed = [r for r in validate(inv, all_targets(), hosts) if r.status == "failed"]
-    for result in failed:
-        err().print(f"[bold red]{result.host}/{result.target} refused by its checker:[/]")
-        err().print(result.output, markup=False)
-    if failed:
-        raise typer.Exit(1)
 
 
 class LiveSteps:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from haops import apply as apply_module
 from haops import execute
 from haops.apply import ApplyOptions, HostLock, HostOutcome, apply
 from haops.cli import main
@@ -83,7 +84,7 @@ def test_check_plans_everything_and_changes_nothing(cluster: Cluster) -> None:
     assert "/etc/haproxy/haproxy.cfg" in outcomes["lb1"].report.changed
     assert "haproxy:start" in outcomes["lb1"].report.reloads
     assert (hashes(cluster), daemon_pids(cluster)) == (before_hashes, before_pids)
-    assert cluster.sh("lb1", "ls /tmp") .strip() == "", "the candidate tree is removed"
+    assert "haops-candidate" not in cluster.sh("lb1", "ls -A /tmp"), "the candidate tree is removed"
 
 
 def test_first_apply_serves_traffic_through_every_balancer_kind(cluster: Cluster) -> None:
@@ -144,11 +145,25 @@ def broken_haproxy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(HaproxyTarget, "render", render)
 
 
-def test_checker_refusal_on_the_host_leaves_live_files_and_daemons_alone(cluster: Cluster, broken_haproxy: None) -> None:
+def test_checker_refusal_here_uploads_nothing(cluster: Cluster, broken_haproxy: None) -> None:
     before_hashes, before_pids = hashes(cluster), daemon_pids(cluster)
     outcome = run_apply(cluster, hosts=["lb1"])["lb1"]
     assert not outcome.report.ok
-    assert "checker refused" in outcome.report.messages[0] and "balance only supports" in outcome.report.messages[0]
+    assert "refused the new config here; nothing was uploaded" in outcome.report.messages[0]
+    assert "balance only supports" in outcome.report.messages[0]
+    assert (hashes(cluster), daemon_pids(cluster)) == (before_hashes, before_pids)
+    assert "haops-candidate" not in cluster.sh("lb1", "ls -A /tmp")
+
+
+def test_checker_refusal_on_the_host_leaves_live_files_and_daemons_alone(
+        cluster: Cluster, broken_haproxy: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As when this machine lacks the checker: the host's own checker still stops the change."""
+    monkeypatch.setattr(apply_module, "check_here", lambda *args: None)
+    before_hashes, before_pids = hashes(cluster), daemon_pids(cluster)
+    outcome = run_apply(cluster, hosts=["lb1"])["lb1"]
+    assert not outcome.report.ok
+    assert "checker refused the new config; live files untouched" in outcome.report.messages[0]
+    assert "balance only supports" in outcome.report.messages[0]
     assert (hashes(cluster), daemon_pids(cluster)) == (before_hashes, before_pids)
     assert cluster.sh("lb1", "ls -A /etc/haproxy") .split() == ["errors", "haproxy.cfg"], "no temp files left"
 
