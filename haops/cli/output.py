@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from functools import cache
 
 from rich.console import Console
 
+# Rich assumes 80 columns when output goes to a file or pipe; tables of measurements need more.
+PIPE_WIDTH = 160
+
 
 @cache
 def out() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else PIPE_WIDTH)
 
 
 @cache
