@@ -7,12 +7,11 @@ from pathlib import Path
 from haops.model import Inventory, Service
 from haops.render import render_template, whole_seconds
 from haops.targets.base import (
+    BalancerTarget,
     Check,
     ProblemAt,
     RenderContext,
     RenderedFile,
-    Target,
-    hosts_running,
     services_on,
     under,
 )
@@ -106,13 +105,10 @@ def server_limit(services: list[Service]) -> int:
     return max(1, -(-sum(s.maxconn for s in services) // THREADS_PER_CHILD))
 
 
-class ApacheTarget(Target):
+class ApacheTarget(BalancerTarget):
     name = "apache"
     service = "apache2"
     summary = "Apache mod_proxy_balancer: lbmethods, load factors, hot standby, hcheck, sticky routes"
-
-    def hosts(self, inventory: Inventory) -> tuple[str, ...]:
-        return hosts_running(inventory, "apache")
 
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
         services = services_on(inventory, "apache", host)

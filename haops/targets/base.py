@@ -65,6 +65,13 @@ class Target:
         return []
 
 
+class BalancerTarget(Target):
+    """A target that runs on the hosts of the services whose balancer it is."""
+
+    def hosts(self, inventory: Inventory) -> tuple[str, ...]:
+        return hosts_running(inventory, self.name)
+
+
 def under(root: Path, path: str) -> str:
     """The place of an absolute host path inside a candidate tree."""
     return str(root / path.lstrip("/"))

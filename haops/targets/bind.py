@@ -14,7 +14,14 @@ from pathlib import Path
 
 from haops.model import Inventory, Record, Zone
 from haops.render import render_template
-from haops.targets.base import Check, ProblemAt, RenderContext, RenderedFile, Target, under
+from haops.targets.base import (
+    Check,
+    ProblemAt,
+    RenderContext,
+    RenderedFile,
+    Target,
+    under,
+)
 
 CONFIG = "/etc/bind/named.conf"
 ZONE_DIR = "/etc/bind/haops"

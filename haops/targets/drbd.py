@@ -11,7 +11,14 @@ from pathlib import Path
 
 from haops.model import DrbdResource, Inventory
 from haops.render import render_template
-from haops.targets.base import Check, ProblemAt, RenderContext, RenderedFile, Target, under
+from haops.targets.base import (
+    Check,
+    ProblemAt,
+    RenderContext,
+    RenderedFile,
+    Target,
+    under,
+)
 
 CONFIG_DIR = "/etc/drbd.d"
 HMAC_ALGORITHM = "sha256"

@@ -6,7 +6,15 @@ from pathlib import Path
 
 from haops.model import Inventory, Service
 from haops.render import render_template
-from haops.targets.base import Check, ProblemAt, RenderContext, RenderedFile, Target, hosts_running, services_on, under
+from haops.targets.base import (
+    BalancerTarget,
+    Check,
+    ProblemAt,
+    RenderContext,
+    RenderedFile,
+    services_on,
+    under,
+)
 
 CONFIG = "/etc/haproxy/haproxy.cfg"
 ALGORITHMS = {
@@ -36,13 +44,10 @@ def balance_line(service: Service) -> str:
     return service.algorithm
 
 
-class HaproxyTarget(Target):
+class HaproxyTarget(BalancerTarget):
     name = "haproxy"
     service = "haproxy"
     summary = "HAProxy frontends and backends: algorithms, health checks, stickiness, stats"
-
-    def hosts(self, inventory: Inventory) -> tuple[str, ...]:
-        return hosts_running(inventory, "haproxy")
 
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
         services = services_on(inventory, "haproxy", host)

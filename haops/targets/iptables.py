@@ -33,12 +33,11 @@ from pathlib import Path
 from haops.model import Backend, Inventory, Service
 from haops.render import render_template
 from haops.targets.base import (
+    BalancerTarget,
     Check,
     ProblemAt,
     RenderContext,
     RenderedFile,
-    Target,
-    hosts_running,
     services_on,
     under,
 )
@@ -169,13 +168,10 @@ class _ServiceRules:
     rules: list[NthRule]
 
 
-class IptablesTarget(Target):
+class IptablesTarget(BalancerTarget):
     name = "iptables"
     service = None
     summary = "iptables nth DNAT round robin (weighted by slots) in chains haops owns, via iptables-restore --noflush"
-
-    def hosts(self, inventory: Inventory) -> tuple[str, ...]:
-        return hosts_running(inventory, "iptables")
 
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
         entries = [_ServiceRules(s, service_chain(s.name), dnat_rules(s)) for s in services_on(inventory, "iptables", host)]

@@ -24,12 +24,11 @@ from pathlib import Path
 from haops.model import Health, Inventory, Service
 from haops.render import render_template
 from haops.targets.base import (
+    BalancerTarget,
     Check,
     ProblemAt,
     RenderContext,
     RenderedFile,
-    Target,
-    hosts_running,
     services_on,
     under,
 )
@@ -219,13 +218,10 @@ def scratch_keepalived_conf(inventory: Inventory, host: str) -> str:
 # --- the target ------------------------------------------------------------------------------
 
 
-class LvsTarget(Target):
+class LvsTarget(BalancerTarget):
     name = "lvs"
     service = None
     summary = "LVS virtual services: ipvsadm-restore rules, and keepalived virtual_server blocks with health checks"
-
-    def hosts(self, inventory: Inventory) -> tuple[str, ...]:
-        return hosts_running(inventory, "lvs")
 
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
         text = render_template(

@@ -7,12 +7,11 @@ from pathlib import Path
 from haops.model import Inventory, Service
 from haops.render import render_template, whole_seconds
 from haops.targets.base import (
+    BalancerTarget,
     Check,
     ProblemAt,
     RenderContext,
     RenderedFile,
-    Target,
-    hosts_running,
     services_on,
     under,
 )
@@ -144,13 +143,10 @@ def server_parameters(service: Service, weight: int, backup: bool) -> str:
     return " ".join(parameters)
 
 
-class NginxTarget(Target):
+class NginxTarget(BalancerTarget):
     name = "nginx"
     service = "nginx"
     summary = "Nginx upstreams: algorithms, weights, passive health, retries, stickiness"
-
-    def hosts(self, inventory: Inventory) -> tuple[str, ...]:
-        return hosts_running(inventory, "nginx")
 
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
         services = services_on(inventory, "nginx", host)
