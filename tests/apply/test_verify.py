@@ -187,3 +187,16 @@ def test_state_check_catches_a_hand_edited_config(repaired: Cluster) -> None:
     config = [r for r in results if (r.check, r.subject) == ("config", "lb2 haproxy")]
     assert [r.status for r in config] == [FAIL] and "/etc/haproxy/haproxy.cfg" in config[0].observed
     assert all(r.status in (PASS, SKIP) for r in results if r is not config[0])
+
+
+def test_pytest_mode_runs_the_same_checks_as_a_suite(pristine: Cluster, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    pristine.path.write_text(example_for_lab())
+    report = tmp_path / "verify.xml"
+    done = subprocess.run([sys.executable, "-m", "haops", "verify", "-i", str(pristine.path), "--pytest", "--no-faults",
+                           "--", f"--junitxml={report}"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert " passed" in done.stdout and "failed" not in done.stdout
+    assert 'name="test_check[split:www]"' in report.read_text()
