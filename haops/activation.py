@@ -97,8 +97,13 @@ class Keepalived(Activator):
 
 
 class Sysctl(Activator):
+    """Probe and proof alike: the kernel holds every value, so a hand-changed setting is put back."""
+
     def probe(self) -> str:
-        return ALWAYS
+        from haops.targets.sysctl import CONFIG
+
+        return (f"[ -f {CONFIG} ] && grep -v '^#' {CONFIG} | while IFS='= ' read -r key value; do "
+                '[ -z "$key" ] || [ "$(sysctl -n "$key")" = "$value" ] || exit 1; done')
 
     def activate(self, init: str, live: bool, files: list[RenderedFile]) -> str:
         return " && ".join(f"sysctl -q -p {shlex.quote(f.path)}" for f in files) or ALWAYS
@@ -187,6 +192,6 @@ def activator(target: str) -> Activator:
 
 
 def poll(condition: str, seconds: int = PROOF_SECONDS) -> str:
-    """Shell: retry `condition` every 0.2 s until it holds (exit 0) or `seconds` pass (exit 1)."""
-    tries = seconds * 5
-    return f"i=0; until {condition}; do i=$((i+1)); [ $i -ge {tries} ] && exit 1; sleep 0.2; done"
+    """Shell: retry `condition` every 0.2 s until it holds (exit 0) or `seconds` of wall time pass (exit 1)."""
+    return (f"deadline=$(($(date +%s) + {seconds})); "
+            f"until {condition}; do [ $(date +%s) -ge $deadline ] && exit 1; sleep 0.2; done")

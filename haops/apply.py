@@ -8,10 +8,8 @@ its batch. A lock on each host keeps two applies apart.
 from __future__ import annotations
 
 import difflib
-import getpass
-import os
+import re
 import shlex
-import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,10 +17,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from haops.activation import activator
-from haops.execute import BACKUP_ROOT, ExecuteContext, HostReport, check_on_host, cleanup, execute_plan, new_run_id
+from haops.execute import (
+    BACKUP_ROOT,
+    ExecuteContext,
+    HostReport,
+    check_on_host,
+    cleanup,
+    execute_plan,
+    new_run_id,
+)
 from haops.facts import HostFacts, fact_script, parse_facts
+from haops.lock import HostLock
 from haops.model import Inventory
-from haops.plan import UNCHANGED, HostPlan, TargetPlan, plan_host
+from haops.plan import HostPlan, TargetPlan, plan_host
 from haops.targets import all_targets, get_target
 from haops.targets.base import RenderContext, RenderedFile, Target
 from haops.transport import HostFailure, SshSettings, open_connection, run
@@ -31,8 +38,6 @@ from haops.validation import check_files, mask
 if TYPE_CHECKING:
     from fabric import Connection
 
-LOCK = "/run/lock/haops-apply.lock"
-HOLDER = "/run/lock/haops-apply.holder"
 Progress = Callable[[str, str], None]
 
 
@@ -70,39 +75,6 @@ def daemon_targets(targets: list[Target]) -> set[str]:
     return {t.name for t in targets if activator(t.name).daemon is not None}
 
 
-# --- the per-host lock ------------------------------------------------------------------------
-
-
-class HostLock:
-    """flock held by a process that lives as long as our SSH channel: if haops dies, the channel
-    closes, `cat` sees end of input, and the lock frees itself. Stale locks cannot outlive us."""
-
-    def __init__(self, connection: Connection, host: str) -> None:
-        self.connection, self.host, self.channel = connection, host, None
-
-    def __enter__(self) -> HostLock:
-        holder = f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()} since {time.strftime('%H:%M:%S')}"
-        inner = f'echo "$1" > {HOLDER}; echo LOCKED; cat >/dev/null'
-        command = f"mkdir -p /run/lock && exec flock -n {LOCK} sh -c {shlex.quote(inner)} lock {shlex.quote(holder)}"
-        transport = self.connection.client.get_transport()
-        self.channel = transport.open_session()
-        self.channel.settimeout(15)
-        self.channel.exec_command(command)
-        answer = b""
-        while b"LOCKED" not in answer:
-            chunk = self.channel.recv(64)
-            if not chunk:
-                who = run(self.connection, f"cat {HOLDER} 2>/dev/null").stdout.strip() or "another apply"
-                raise HostFailure(f"locked: another apply is running on {self.host} ({who}); try again when it ends")
-            answer += chunk
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.channel is not None:
-            self.channel.shutdown_write()
-            self.channel.close()
-
-
 # --- one host --------------------------------------------------------------------------------------
 
 
@@ -125,30 +97,35 @@ def diffs_for(connection: Connection, plan: HostPlan) -> list[str]:
         for file_plan in target.changed:
             file = file_plan.file
             old = run(connection, f"cat {shlex.quote(file.path)} 2>/dev/null").stdout if file_plan.before else ""
-            new_text, old_text = mask_pair(file, old)
+            new_text, old_text = mask_pair(file, old, get_target(target.target).secret_lines)
             lines = difflib.unified_diff(old_text.splitlines(True), new_text.splitlines(True), f"{plan.host}:{file.path} (live)", f"{plan.host}:{file.path} (new)")
             diffs.append("".join(lines))
     return diffs
 
 
-def mask_pair(file: RenderedFile, old: str) -> tuple[str, str]:
-    """Mask secrets in the new text, and whatever stands at the same place in the old text.
+def mask_line(line: str, secrets: tuple[str, ...], patterns: tuple[str, ...]) -> str:
+    """Known secret values, and whatever stands where a secret-bearing directive keeps its value."""
+    line = mask(line, secrets)
+    for pattern in patterns:
+        match = re.search(pattern, line)
+        if match:
+            line = line[: match.start(1)] + "********" + line[match.end(1):]
+    return line
 
-    A secret line that changed still shows as changed, without either value."""
-    new = mask(file.text, file.secrets)
-    raw_by_prefix = {}
-    for raw, masked in zip(file.text.splitlines(), new.splitlines()):
-        if "********" in masked:
-            raw_by_prefix[masked[: masked.index("********")]] = raw
-    old_lines = []
+
+def mask_pair(file: RenderedFile, old: str, patterns: tuple[str, ...] = ()) -> tuple[str, str]:
+    """Both sides of a diff with secrets masked. The live file may hold values haops never rendered
+    (an old password), so secret-bearing directives are masked by pattern, not by value; a secret
+    line that changed still shows as changed, without either value."""
+    new_lines = set(file.text.splitlines())
+    new = "".join(mask_line(line, file.secrets, patterns) for line in file.text.splitlines(True))
+    old_masked = []
     for line in old.splitlines(True):
-        prefix = next((p for p in raw_by_prefix if p and line.startswith(p)), None)
-        if prefix is None:
-            old_lines.append(mask(line, file.secrets))
-        else:
-            same = line.rstrip("\n") == raw_by_prefix[prefix]
-            old_lines.append(prefix + ("********" if same else "******** (old value)") + "\n")
-    return new, "".join(old_lines)
+        masked = mask_line(line, file.secrets, patterns)
+        if masked != line and line.rstrip("\n") not in new_lines:
+            masked = masked.rstrip("\n") + " (old value)\n"
+        old_masked.append(masked)
+    return new, "".join(old_masked)
 
 
 def check_here(inventory: Inventory, host: str, plans: list[TargetPlan]) -> None:
@@ -180,7 +157,7 @@ def apply_host(inventory: Inventory, host: str, targets: list[Target], options: 
         with HostLock(connection, host):
             step("reading facts")
             facts, rendered = read_facts(connection, inventory, host, targets)
-            plan = plan_host(host, rendered, facts, daemon_targets(targets))
+            plan = plan_host(host, rendered, facts, daemon_targets(targets), inventory.hosts[host].init)
             outcome.plan = plan
             if options.diff:
                 outcome.diffs = diffs_for(connection, plan)
@@ -197,6 +174,8 @@ def apply_host(inventory: Inventory, host: str, targets: list[Target], options: 
                 execute_plan(connection, plan, context, report)
     except HostFailure as exc:
         report.fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - one host's surprise must not lose the others' results
+        report.fail(f"internal error on this host, please report it: {exc!r}")
     finally:
         if connection is not None:
             cleanup(connection, root)
@@ -218,7 +197,7 @@ def batches(hosts: list[str], serial: int) -> list[list[str]]:
 def apply(inventory: Inventory, hosts: list[str], options: ApplyOptions, settings: SshSettings, progress: Progress) -> list[HostOutcome]:
     by_host = targets_by_host(inventory)
     run_id = new_run_id()
-    outcomes: list[HostOutcome] = []
+    outcomes = [HostOutcome(HostReport(h, messages=["nothing for haops to manage on this host"])) for h in hosts if h not in by_host]
     failed = 0
     for batch in batches([h for h in hosts if h in by_host], options.serial):
         if options.serial and failed > options.max_fail:
@@ -236,8 +215,3 @@ def skipped(host: str, why: str) -> HostOutcome:
     report.fail(why)
     return HostOutcome(report)
 
-
-def unchanged_files(outcome: HostOutcome) -> int:
-    if outcome.plan is None:
-        return 0
-    return sum(1 for t in outcome.plan.targets for f in t.files if f.action == UNCHANGED)

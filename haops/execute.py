@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from haops.transport import SshSettings
 
 BACKUP_ROOT = "/var/lib/haops/backup"
+KEEP_BACKUPS = 10  # runs; their names sort by time
 REVERT_SECONDS = 30
 Step = Callable[[str], None]
 
@@ -101,7 +102,7 @@ def check_on_host(connection: Connection, inventory: Inventory, host: str, plans
     root = upload_candidate(connection, plans, inventory, host)
     checks = remote_checks(inventory, host, plans, root)
     step(f"checking on host ({len(checks)} checks)")
-    ran = run(connection, check_script(checks), timeout_s=180)
+    ran = run(connection, check_script(checks))
     failures = parse_check_output(ran.stdout, checks, root)
     if failures:
         secrets = [s for p in plans for f in p.rendered for s in f.secrets]
@@ -113,18 +114,21 @@ def check_on_host(connection: Connection, inventory: Inventory, host: str, plans
 
 
 def install_script(plan: TargetPlan, root: str, backup: str) -> str:
-    """Back up each live file, then put the new one in place atomically: temp file, fsync, rename, fsync dir."""
-    lines = ["set -e"]
+    """Back up each live file, then put the new one in place atomically: temp file, fsync, rename, fsync dir.
+
+    Missing directories are made first with the usual umask (daemons that drop privileges must
+    read them); then umask 077, so a temp copy or backup of a secret file is never readable by
+    others, not even for a moment."""
+    directories = sorted({shlex.quote(str(Path(f.file.path).parent)) for f in plan.changed})
+    lines = ["set -e", f"mkdir -p {' '.join(directories)}", "umask 077"]
     for file_plan in plan.changed:
         file = file_plan.file
         path, directory = shlex.quote(file.path), shlex.quote(str(Path(file.path).parent))
         temp = shlex.quote(f"{Path(file.path).parent}/.{Path(file.path).name}.haops-new")
         saved = shlex.quote(backup + file.path)
         lines += [
-            f"mkdir -p {directory}",
             f"if [ -f {path} ]; then mkdir -p \"$(dirname {saved})\"; cp -p {path} {saved}; fi",
-            f"cp {shlex.quote(root + file.path)} {temp}",
-            f"chmod {file.mode:o} {temp}",
+            f"install -m {file.mode:o} -o root -g root {shlex.quote(root + file.path)} {temp}",
             f"sync {temp}",
             f"mv -f {temp} {path}",
             f"sync {directory}",
@@ -133,7 +137,8 @@ def install_script(plan: TargetPlan, root: str, backup: str) -> str:
 
 
 def restore_script(plan: TargetPlan, backup: str) -> str:
-    lines = []
+    """Put every changed file back as it was (or remove it if it is new); stop at the first error."""
+    lines = ["set -e"]
     for file_plan in plan.changed:
         path = shlex.quote(file_plan.file.path)
         saved = shlex.quote(backup + file_plan.file.path)
@@ -141,8 +146,9 @@ def restore_script(plan: TargetPlan, backup: str) -> str:
         if file_plan.before is None:
             lines.append(f"rm -f {path}")
         else:
-            lines.append(f"cp -p {saved} {temp} && mv -f {temp} {path}")
-    return "\n".join(lines) or "true"
+            lines.append(f"cp -p {saved} {temp}")
+            lines.append(f"mv -f {temp} {path}")
+    return "\n".join(lines)
 
 
 def activate_script(plan: TargetPlan, init: str, inventory: Inventory, host: str) -> str:
@@ -155,66 +161,97 @@ def activate_script(plan: TargetPlan, init: str, inventory: Inventory, host: str
     ])
 
 
+def revert_pid(backup: str) -> str:
+    return f"/run/haops-iptables-revert.{Path(backup).name}.pid"
+
+
 def arm_iptables_revert(connection: Connection, backup: str) -> None:
     """If the new rules cut us off, the host puts the old nat table back by itself."""
     saved = shlex.quote(f"{backup}/iptables.nat")
-    script = (f"mkdir -p {shlex.quote(backup)} && iptables-save -t nat > {saved} && "
-              f"setsid sh -c 'sleep {REVERT_SECONDS}; iptables-restore -w -T nat < {saved}' </dev/null >/dev/null 2>&1 & "
-              "echo $! > /run/haops-iptables-revert.pid")
+    script = "\n".join([
+        f"mkdir -p {shlex.quote(backup)} && iptables-save -t nat > {saved} || exit 1",
+        f"setsid sh -c 'sleep {REVERT_SECONDS}; iptables-restore -w -T nat < {saved}' </dev/null >/dev/null 2>&1 &",
+        f"echo $! > {revert_pid(backup)}",
+    ])
     if run(connection, script).code != 0:
         raise HostFailure("could not arm the iptables revert; nothing changed")
 
 
-def confirm_iptables(settings: SshSettings, inventory: Inventory, host: str) -> bool:
+def disarm_iptables_revert(connection: Connection, backup: str) -> bool:
+    pid = revert_pid(backup)
+    return run(connection, f'kill "$(cat {pid})" && rm -f {pid}').code == 0
+
+
+def confirm_iptables(settings: SshSettings, inventory: Inventory, host: str, backup: str) -> bool:
     """A brand-new SSH connection proves the rules did not cut SSH; then the revert is disarmed."""
     try:
         fresh = open_connection(inventory.hosts[host], settings)
     except HostFailure:
         return False
     try:
-        return run(fresh, 'kill "$(cat /run/haops-iptables-revert.pid)" && rm -f /run/haops-iptables-revert.pid').code == 0
+        return disarm_iptables_revert(fresh, backup)
     finally:
         fresh.close()
 
 
 def roll_back(connection: Connection, plan: TargetPlan, init: str, backup: str) -> Ran:
+    """Old files back, then the state before: reloaded if it ran, stopped if it did not."""
     spec = activator(plan.target)
     restore = restore_script(plan, backup)
     if spec.daemon is None:
         return run(connection, f"{restore}\n( {spec.activate(init, True, plan.rendered)} ) </dev/null")
-    again = spec.activate(init, plan.live_generation is not None, plan.rendered)
-    return run(connection, f"{restore}\n( {again} ) </dev/null\n{poll(spec.probe())}")
+    if plan.live_generation is None:
+        return run(connection, f"{restore}\n( {spec.daemon.stop_command(init)} ) </dev/null; true")
+    return run(connection, f"{restore}\n( {spec.activate(init, True, plan.rendered)} ) </dev/null\n{poll(spec.probe())}")
+
+
+def rolled_back(connection: Connection, plan: TargetPlan, context: ExecuteContext) -> str:
+    """Roll back and say how that went, even when the connection is the thing that failed."""
+    try:
+        undone = roll_back(connection, plan, context.init, context.backup)
+    except HostFailure as exc:
+        return f"rollback could not run ({exc}): STATE UNKNOWN, check {context.host} by hand"
+    if undone.code != 0:
+        return f"rollback ALSO FAILED: {(undone.stdout + undone.stderr).strip()}"
+    return "old config restored" + (" and live again" if plan.live_generation is not None else ", daemon left stopped as before")
 
 
 def make_live(connection: Connection, plan: TargetPlan, context: ExecuteContext, report: HostReport) -> bool:
     """Install and activate one target; on any failure restore the old files and report. True when ok."""
-    root, backup, host = context.root, context.backup, context.host
+    try:
+        failure = install_and_activate(connection, plan, context, report)
+    except HostFailure as exc:
+        failure = str(exc)
+    if failure is None:
+        if plan.action in (RELOAD, START, ACTIVATE):
+            report.reloads.append(f"{plan.target}:{plan.action}")
+        return True
+    context.step(f"{plan.target}: rolling back")
+    report.fail(f"{plan.target}: {plan.action} failed ({failure}); {rolled_back(connection, plan, context)}")
+    report.rolled_back = True
+    return False
+
+
+def install_and_activate(connection: Connection, plan: TargetPlan, context: ExecuteContext, report: HostReport) -> str | None:
+    """None when the target is live with its new files; else why not."""
     if plan.changed:
         context.step(f"{plan.target}: installing {len(plan.changed)} file(s)")
-        installed = run(connection, install_script(plan, root, backup))
+        installed = run(connection, install_script(plan, context.root, context.backup))
         if installed.code != 0:
-            roll_back(connection, plan, context.init, backup)
-            report.fail(f"{plan.target}: install failed, old files restored: {installed.stderr.strip() or installed.stdout.strip()}")
-            report.rolled_back = True
-            return False
+            return f"install: {(installed.stderr or installed.stdout).strip()}"
         report.changed += [f.file.path for f in plan.changed]
     if plan.target == "iptables":
-        arm_iptables_revert(connection, backup)
+        arm_iptables_revert(connection, context.backup)
     context.step(f"{plan.target}: {plan.action}")
-    activated = run(connection, activate_script(plan, context.init, context.inventory, host), timeout_s=120)
-    if activated.code == 0 and plan.target == "iptables" and not confirm_iptables(context.settings, context.inventory, host):
-        activated = Ran(5, "a new SSH connection failed after the rules changed; the host reverts them by itself", "")
+    activated = run(connection, activate_script(plan, context.init, context.inventory, context.host))
+    if plan.target == "iptables":
+        if activated.code != 0:
+            disarm_iptables_revert(connection, context.backup)
+        elif not confirm_iptables(context.settings, context.inventory, context.host, context.backup):
+            return "a new SSH connection failed after the rules changed; the host reverts them by itself"
     if activated.code != 0:
-        context.step(f"{plan.target}: rolling back")
-        undone = roll_back(connection, plan, context.init, backup)
-        why = (activated.stdout + activated.stderr).strip()
-        state = "old config restored and live again" if undone.code == 0 else f"rollback ALSO FAILED: {(undone.stdout + undone.stderr).strip()}"
-        report.fail(f"{plan.target}: {plan.action} failed ({why}); {state}")
-        report.rolled_back = True
-        return False
-    if plan.action in (RELOAD, START, ACTIVATE):
-        report.reloads.append(f"{plan.target}:{plan.action}")
-    return True
+        return (activated.stdout + activated.stderr).strip()
+    return None
 
 
 @dataclass(frozen=True)
@@ -240,11 +277,13 @@ def execute_plan(connection: Connection, plan: HostPlan, context: ExecuteContext
 
 
 def cleanup(connection: Connection, root: str | None) -> None:
-    if root and root.startswith("/tmp/haops-candidate."):
-        try:
-            run(connection, f"rm -rf {shlex.quote(root)}")
-        except HostFailure:
-            pass
+    """Remove the candidate tree, and all but the newest backups (they may hold old secrets)."""
+    remove = f"rm -rf {shlex.quote(root)}; " if root and root.startswith("/tmp/haops-candidate.") else ""
+    prune = f"ls -1d {BACKUP_ROOT}/*/ 2>/dev/null | sort | head -n -{KEEP_BACKUPS} | xargs -r rm -rf"
+    try:
+        run(connection, remove + prune)
+    except HostFailure:
+        pass
 
 
 def new_run_id() -> str:

@@ -2,7 +2,7 @@
 
 The script prints one tagged line per fact, so parsing never depends on a tool's prose:
   I <init>                    systemd or none
-  F <sha256|-> <path>         a managed file's hash, '-' when absent
+  F <sha256|-> <mode> <path>  a managed file's hash and octal mode, '- -' when absent
   T <path> <base64>           a file whose current text rendering needs (zone serials)
   A <target> <0|1> <gen...>   whether the target is live, and its generation (worker PIDs)
 """
@@ -28,6 +28,7 @@ class TargetState:
 class HostFacts:
     init: str
     hashes: dict[str, str | None] = field(default_factory=dict)
+    modes: dict[str, int] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
     targets: dict[str, TargetState] = field(default_factory=dict)
 
@@ -36,7 +37,8 @@ def fact_script(paths: Iterable[str], text_paths: Iterable[str], targets: Iterab
     lines = [f'echo "I $({DETECT_INIT})"']
     for path in sorted(set(paths)):
         quoted = shlex.quote(path)
-        lines.append(f'if [ -f {quoted} ]; then echo "F $(sha256sum < {quoted} | cut -c1-64) "{quoted}; else echo "F - "{quoted}; fi')
+        lines.append(f'if [ -f {quoted} ]; then echo "F $(sha256sum < {quoted} | cut -c1-64) $(stat -c %a {quoted}) "{quoted}; '
+                     f'else echo "F - - "{quoted}; fi')
     for path in sorted(set(text_paths)):
         quoted = shlex.quote(path)
         lines.append(f'if [ -f {quoted} ]; then echo "T "{quoted}" $(base64 -w0 < {quoted})"; fi')
@@ -50,6 +52,7 @@ def fact_script(paths: Iterable[str], text_paths: Iterable[str], targets: Iterab
 def parse_facts(output: str) -> HostFacts:
     init = "none"
     hashes: dict[str, str | None] = {}
+    modes: dict[str, int] = {}
     texts: dict[str, str] = {}
     targets: dict[str, TargetState] = {}
     for line in output.splitlines():
@@ -57,12 +60,14 @@ def parse_facts(output: str) -> HostFacts:
         if tag == "I":
             init = rest.strip()
         elif tag == "F":
-            digest, _, path = rest.partition(" ")
+            digest, mode, path = rest.split(" ", 2)
             hashes[path] = None if digest == "-" else digest
+            if mode != "-":
+                modes[path] = int(mode, 8)
         elif tag == "T":
             path, _, encoded = rest.partition(" ")
             texts[path] = base64.b64decode(encoded).decode("utf-8", "replace")
         elif tag == "A":
             name, live, *generation = rest.split(" ")
             targets[name] = TargetState(live == "1", " ".join(g for g in generation if g))
-    return HostFacts(init, hashes, texts, targets)
+    return HostFacts(init, hashes, modes, texts, targets)

@@ -25,12 +25,14 @@ def sha256(text: str) -> str:
 class FilePlan:
     file: RenderedFile
     before: str | None
+    mode_before: int | None = None
 
     @property
     def action(self) -> str:
         if self.before is None:
             return CREATE
-        return UNCHANGED if self.before == sha256(self.file.text) else UPDATE
+        same = self.before == sha256(self.file.text) and self.mode_before in (None, self.file.mode)
+        return UNCHANGED if same else UPDATE
 
 
 @dataclass(frozen=True)
@@ -77,14 +79,16 @@ def target_action(has_daemon: bool, changed: bool, state: TargetState | None) ->
     return ACTIVATE if changed or not live else NOTHING
 
 
-def plan_host(host: str, rendered: dict[str, list[RenderedFile]], facts: HostFacts, daemons: set[str]) -> HostPlan:
-    """`rendered` maps each target on the host to its files, in activation order."""
+def plan_host(host: str, rendered: dict[str, list[RenderedFile]], facts: HostFacts, daemons: set[str],
+              init: str = "auto") -> HostPlan:
+    """`rendered` maps each target on the host to its files, in activation order. `init` is the
+    inventory's word for the host; 'auto' takes what the facts detected."""
     targets = []
     for target, files in rendered.items():
-        file_plans = tuple(FilePlan(f, facts.hashes.get(f.path)) for f in files)
+        file_plans = tuple(FilePlan(f, facts.hashes.get(f.path), facts.modes.get(f.path)) for f in files)
         state = facts.targets.get(target)
         changed = any(f.action != UNCHANGED for f in file_plans)
         action = target_action(target in daemons, changed, state)
         generation = state.generation if state and state.live else None
         targets.append(TargetPlan(target, file_plans, action, generation))
-    return HostPlan(host, facts.init, tuple(targets))
+    return HostPlan(host, facts.init if init == "auto" else init, tuple(targets))

@@ -54,6 +54,11 @@ class Daemon:
             return f"systemctl reload {self.unit}"
         return self.reload
 
+    def stop_command(self, init: str) -> str:
+        if init == SYSTEMD and self.unit:
+            return f"systemctl stop {self.unit}"
+        return f'm={self.master_pid()}; [ -z "$m" ] || kill "$m"'
+
 
 DAEMONS: dict[str, Daemon] = {
     "haproxy": Daemon(
@@ -89,6 +94,3 @@ DAEMONS: dict[str, Daemon] = {
     ),
 }
 
-
-def daemon(name: str) -> Daemon:
-    return DAEMONS[name]

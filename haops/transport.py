@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import io
 import shlex
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from haops.errors import UserError
 from haops.model import Host, Inventory
 
 if TYPE_CHECKING:
     from fabric import Connection
 
+    from haops.lab import Lab
+
 USER_KNOWN_HOSTS = Path("~/.ssh/known_hosts").expanduser()
+# A command that has not answered by then is given up: a host that vanishes mid-run fails
+# alone instead of holding the whole apply until TCP gives up (many minutes).
+COMMAND_TIMEOUT_S = 120.0
 
 
 class HostFailure(Exception):
@@ -35,21 +42,29 @@ class SshSettings:
     record_new_keys_to: Path = USER_KNOWN_HOSTS
     connect_timeout_s: int = 10
     forced_user: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    use_user_known_hosts: bool = True
+
+
+def running_lab(inventory: Inventory) -> Lab | None:
+    """The running lab the inventory names, if any."""
+    if inventory.lab is None:
+        return None
+    from haops.lab import Lab, LabError
+
+    try:
+        return Lab.existing(inventory.lab.name)
+    except LabError:
+        return None
 
 
 def settings_for(inventory: Inventory, trust_new_hosts: bool = False) -> SshSettings:
     """The lab's key and known_hosts when the inventory names a running lab; else ~/.ssh."""
-    if inventory.lab is not None:
-        from haops.lab import Lab, LabError
-
-        try:
-            lab = Lab.existing(inventory.lab.name)
-        except LabError:
-            lab = None
-        if lab is not None:
-            return SshSettings((lab.known_hosts,), lab.identity, trust_new_hosts, lab.known_hosts, forced_user="root")
-    return SshSettings((), None, trust_new_hosts)
+    lab = running_lab(inventory)
+    if lab is None:
+        return SshSettings((), None, trust_new_hosts)
+    # Only the lab's own known_hosts: a stale ~/.ssh entry for a lab address must not refuse it.
+    return SshSettings((lab.known_hosts,), lab.identity, trust_new_hosts, lab.known_hosts,
+                       forced_user="root", use_user_known_hosts=False)
 
 
 class _RecordNewKey:
@@ -70,6 +85,9 @@ def connect(host: Host, settings: SshSettings) -> Connection:
     from paramiko import RejectPolicy
 
     kwargs: dict[str, Any] = {}
+    key = Path(host.ssh_key).expanduser() if host.ssh_key else settings.identity
+    if key is not None and not key.is_file():
+        raise HostFailure(f"SSH key {key} does not exist or is not a file")
     if host.ssh_key or settings.identity:
         kwargs = {"key_filename": str(Path(host.ssh_key or str(settings.identity)).expanduser())}
         if settings.identity and not host.ssh_key:
@@ -82,7 +100,7 @@ def connect(host: Host, settings: SshSettings) -> Connection:
         connect_kwargs=kwargs,
     )
     client = connection.client
-    if USER_KNOWN_HOSTS.exists():
+    if settings.use_user_known_hosts and USER_KNOWN_HOSTS.exists():
         client.load_system_host_keys(str(USER_KNOWN_HOSTS))
     for path in settings.known_hosts:
         client.load_host_keys(str(path))
@@ -119,27 +137,46 @@ class Ran:
     stderr: str
 
 
-def run(connection: Connection, script: str, timeout_s: float = 120) -> Ran:
+@contextmanager
+def deadline(connection: Connection, seconds: float, doing: str) -> Iterator[None]:
+    """Give up on `doing` after `seconds`: the connection is closed under it, which wakes every
+    wait paramiko has (opening a channel or an SFTP session has no timeout of its own)."""
+    from paramiko import SSHException
+
+    fired = threading.Event()
+
+    def give_up() -> None:
+        fired.set()
+        connection.close()
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except (OSError, EOFError, SSHException) as exc:
+        if fired.is_set():
+            raise HostFailure(f"no answer from {connection.host} within {seconds:.0f}s while {doing}") from None
+        raise HostFailure(f"lost the connection to {connection.host} while {doing}: {exc or type(exc).__name__}") from None
+    finally:
+        timer.cancel()
+    if fired.is_set():
+        raise HostFailure(f"no answer from {connection.host} within {seconds:.0f}s while {doing}")
+
+
+def run(connection: Connection, script: str, timeout_s: float | None = None) -> Ran:
     """Run a POSIX sh script on the host; never raises for a non-zero exit."""
     from invoke.exceptions import CommandTimedOut
 
+    timeout_s = min(timeout_s or COMMAND_TIMEOUT_S, COMMAND_TIMEOUT_S)
     try:
-        result = connection.run(f"sh -c {shlex.quote(script)}", hide=True, warn=True, in_stream=False, timeout=timeout_s)
+        with deadline(connection, timeout_s + 5, "running a command"):
+            result = connection.run(f"sh -c {shlex.quote(script)}", hide=True, warn=True, in_stream=False, timeout=timeout_s)
     except CommandTimedOut:
         raise HostFailure(f"no answer from {connection.host} within {timeout_s:.0f}s") from None
-    except (OSError, EOFError) as exc:
-        raise HostFailure(f"lost the connection to {connection.host}: {exc}") from None
     return Ran(result.exited, result.stdout, result.stderr)
 
 
 def put_text(connection: Connection, text: str, remote_path: str) -> None:
-    try:
+    with deadline(connection, COMMAND_TIMEOUT_S, f"uploading {remote_path}"):
         connection.put(io.BytesIO(text.encode("utf-8")), remote_path)
-    except (OSError, EOFError) as exc:
-        raise HostFailure(f"upload of {remote_path} to {connection.host} failed: {exc}") from None
-
-
-def require_known(inventory: Inventory, names: list[str]) -> None:
-    unknown = [name for name in names if name not in inventory.hosts]
-    if unknown:
-        raise UserError(f"unknown host {', '.join(unknown)}; hosts: {', '.join(inventory.hosts)}")

@@ -33,6 +33,8 @@ def apply(
 
     inv = load_inventory(inventory)
     hosts = select_hosts(inv, limit)
+    if max_fail and not serial:
+        err().print("note: --max-fail only counts between --serial batches; all hosts run at once here")
     options = ApplyOptions(check, diff, concurrency, serial, max_fail, trust_new_hosts)
     settings = settings_for(inv, trust_new_hosts)
     with LiveSteps(hosts, enabled=not as_json) as steps:
@@ -45,14 +47,20 @@ def apply(
 
 
 def select_hosts(inv: Inventory, limit: str) -> list[str]:
+    """Hosts named by --limit globs or group names; a pattern that matches nothing is a mistake."""
     if not limit:
         return list(inv.hosts)
     patterns = [p.strip() for p in limit.split(",") if p.strip()]
     groups = inv.groups()
-    chosen = [h for h in inv.hosts if any(fnmatch.fnmatchcase(h, p) or h in groups.get(p, ()) for p in patterns)]
-    if not chosen:
-        raise UserError(f"--limit {limit!r} matches no host; hosts: {', '.join(inv.hosts)}; groups: {', '.join(groups)}")
-    return chosen
+
+    def matches(host: str, pattern: str) -> bool:
+        return fnmatch.fnmatchcase(host, pattern) or host in groups.get(pattern, ())
+
+    idle = [p for p in patterns if not any(matches(h, p) for h in inv.hosts)]
+    if idle or not patterns:
+        raise UserError(f"--limit {', '.join(idle) or repr(limit)} matches no host; hosts: {', '.join(inv.hosts)}; "
+                        f"groups: {', '.join(groups)}")
+    return [h for h in inv.hosts if any(matches(h, p) for p in patterns)]
 
 
 class LiveSteps:
@@ -102,6 +110,7 @@ def outcome_json(outcome) -> dict:  # type: ignore[no-untyped-def]
 
 def print_outcomes(outcomes, check: bool, diff: bool) -> None:  # type: ignore[no-untyped-def]
     from rich.table import Table
+    from rich.text import Text
 
     if diff:
         for outcome in outcomes:
@@ -113,7 +122,7 @@ def print_outcomes(outcomes, check: bool, diff: bool) -> None:  # type: ignore[n
         table.add_column(column, justify="right" if column in ("changed files", "seconds") else "left")
     for outcome in outcomes:
         r = outcome.report
-        result = "[green]ok[/]" if r.ok else ("[bold red]failed, rolled back[/]" if r.rolled_back else "[bold red]failed[/]")
+        result = Text("ok", "green") if r.ok else Text("failed, rolled back" if r.rolled_back else "failed", "bold red")
         table.add_row(r.host, str(len(r.changed)), ", ".join(r.reloads) or "-", result, f"{r.seconds:.2f}")
     out().print(table)
     for outcome in outcomes:
@@ -122,7 +131,8 @@ def print_outcomes(outcomes, check: bool, diff: bool) -> None:  # type: ignore[n
                 for file_plan in target.changed:
                     out().print(f"  {outcome.report.host}: {file_plan.action} {file_plan.file.path}", markup=False)
         for message in outcome.report.messages:
-            err().print(f"[bold red]{outcome.report.host}:[/] {message}" if not outcome.report.ok else f"{outcome.report.host}: {message}")
+            # Checker output quotes paths in brackets, which Rich would read as markup.
+            err().print(Text(f"{outcome.report.host}: ", "bold red" if not outcome.report.ok else ""), Text(message), sep="")
     changed = sum(len(o.report.changed) for o in outcomes)
     reloads = sum(len(o.report.reloads) for o in outcomes)
     failed = sum(not o.report.ok for o in outcomes)

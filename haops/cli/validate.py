@@ -48,7 +48,7 @@ def _table(results: list[CheckResult]) -> None:
     out().print(table)
     for r in results:
         if r.status != "ok" and r.output:
-            err().print(f"[{STYLE[r.status]}]{r.host}/{r.target} {r.status}:[/]")
+            err().print(f"{r.host}/{r.target} {r.status}:", style=STYLE[r.status], markup=False)
             err().print(r.output, markup=False)
     counts = {status: sum(r.status == status for r in results) for status in STYLE}
     out().print(f"{counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped")

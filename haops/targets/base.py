@@ -49,6 +49,9 @@ class Target:
     service: ClassVar[str | None]
     summary: ClassVar[str]
     reads_live_files: ClassVar[bool] = False  # rendering depends on the host's current files
+    # Regexes whose first group is a secret, for text haops did not render (a live file's old
+    # values): masked in diffs whatever they were.
+    secret_lines: ClassVar[tuple[str, ...]] = ()
 
     def hosts(self, inventory: Inventory) -> tuple[str, ...]:
         raise NotImplementedError

@@ -90,6 +90,7 @@ class DrbdTarget(Target):
     name = "drbd"
     # drbd.service's reload runs `drbdadm adjust all`, which applies a changed .res in place.
     service = "drbd"
+    secret_lines = (r'^\s*shared-secret\s+"([^"]*)"',)
     summary = "DRBD 9 resources: full-mesh replication, split-brain policies, fencing and quorum"
 
     def hosts(self, inventory: Inventory) -> tuple[str, ...]:

@@ -47,6 +47,7 @@ def balance_line(service: Service) -> str:
 class HaproxyTarget(BalancerTarget):
     name = "haproxy"
     service = "haproxy"
+    secret_lines = (r"^\s*stats auth [^:\s]*:(\S+)",)
     summary = "HAProxy frontends and backends: algorithms, health checks, stickiness, stats"
 
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:

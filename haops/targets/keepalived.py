@@ -88,6 +88,7 @@ def instances_on(inventory: Inventory, host: str) -> list[InstanceOnHost]:
 class KeepalivedTarget(Target):
     name = "keepalived"
     service = "keepalived"
+    secret_lines = (r"^\s*auth_pass\s+(\S+)",)
     summary = "keepalived: VRRP instances with tracked daemons, and LVS virtual servers with health checks"
 
     def hosts(self, inventory: Inventory) -> tuple[str, ...]:

@@ -1,0 +1,77 @@
+"""One apply at a time per host: a flock held by a remote process on a lease we keep renewing.
+
+The holder is a shell on the host that keeps the lock while heartbeats arrive on its SSH
+channel. When apply ends it closes the channel and the lock frees at once; when haops dies
+or the network splits, heartbeats stop and the lock frees itself within LEASE_S. A stale
+lock therefore never needs clearing by hand.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from haops.transport import HostFailure, run
+
+if TYPE_CHECKING:
+    from fabric import Connection
+
+LOCK = "/run/lock/haops-apply.lock"
+HOLDER = "/run/lock/haops-apply.holder"
+LEASE_S = 20
+BEAT_S = 5
+ANSWER_S = 15
+HOLD = (f'echo "$1" > {HOLDER}; echo LOCKED; '
+        f'while beat=$(timeout {LEASE_S} head -n1) && [ -n "$beat" ]; do :; done')
+
+
+class HostLock:
+    def __init__(self, connection: Connection, host: str) -> None:
+        self.connection, self.host = connection, host
+        self.channel = None
+        self.stop = threading.Event()
+
+    def __enter__(self) -> HostLock:
+        holder = f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()} since {time.strftime('%H:%M:%S')}"
+        command = f"mkdir -p /run/lock && exec flock -n {LOCK} sh -c {shlex.quote(HOLD)} lock {shlex.quote(holder)}"
+        try:
+            self.channel = self.connection.client.get_transport().open_session(timeout=ANSWER_S)
+            self.channel.settimeout(ANSWER_S)
+            self.channel.exec_command(command)
+            self._await_lock()
+        except (TimeoutError, OSError, EOFError) as exc:
+            raise HostFailure(f"taking the apply lock on {self.host} failed: {exc or 'no answer'}") from None
+        threading.Thread(target=self._beat, name=f"lock-{self.host}", daemon=True).start()
+        return self
+
+    def _await_lock(self) -> None:
+        answer = b""
+        while b"LOCKED" not in answer:
+            chunk = self.channel.recv(64)
+            if not chunk:
+                who = run(self.connection, f"cat {HOLDER} 2>/dev/null").stdout.strip() or "another apply"
+                raise HostFailure(f"locked: another apply is running on {self.host} ({who}); "
+                                  f"try again when it ends (a vanished holder's lock frees itself within {LEASE_S}s)")
+            answer += chunk
+
+    def _beat(self) -> None:
+        while not self.stop.wait(BEAT_S):
+            try:
+                self.channel.sendall(b"beat\n")
+            except (OSError, EOFError):
+                return
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.channel is None:
+            return
+        try:
+            self.channel.shutdown_write()  # end of input: the holder's loop ends, the lock frees now
+            self.channel.close()
+        except (OSError, EOFError):
+            pass  # the connection is gone; the lease runs out on the host by itself
