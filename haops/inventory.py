@@ -429,7 +429,10 @@ class _InventoryParser:
                     if checked is not None:
                         pairs.append((host, checked))
         else:
-            pairs = [(host, 150 - 10 * i) for i, host in enumerate(self._select(raw, path))]
+            hosts = self._select(raw, path)
+            if len(hosts) > 15:
+                self.r.problem(path, "more than 15 hosts: give each its priority as a mapping, e.g. {lb1: 150, lb2: 140}")
+            pairs = [(host, max(1, 150 - 10 * i)) for i, host in enumerate(hosts)]
         if len(pairs) < 2:
             self.r.problem(path, "a VRRP instance needs at least two hosts")
         if len({p for _, p in pairs}) != len(pairs):

@@ -20,7 +20,7 @@ COOKIE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 # No '$' (variable expansion in keepalived and nginx), no '!' or '#' (comments), no quotes.
 SECRET = re.compile(r"^[A-Za-z0-9*+,./:=?@^_~-]{1,128}$")
 USER = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
-DEVICE = re.compile(r"^/dev/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+DEVICE = re.compile(r"^/dev(/(?!\.\.?(/|$))[A-Za-z0-9_.-]+)+$")  # no '.' or '..' segments
 LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")  # it names interfaces: at most 15 characters
 INTERFACE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 DURATION = re.compile(r"^(\d{1,9})(ms|s|m|h)$")

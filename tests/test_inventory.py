@@ -166,3 +166,25 @@ def test_anchor_bombs_are_refused() -> None:
         bomb += f"{level}: &{level} [*{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}]\n"
     with pytest.raises(InventoryError, match="too large"):
         inventory.parse(bomb + BASE)
+
+
+def test_a_service_with_only_backup_backends_is_refused() -> None:
+    found = problems("""
+        services:
+          www: {vip: 10.213.0.100, port: 80, balancer: haproxy, backends: [{host: web1, backup: true}]}
+    """)
+    assert any("services.www.backends" in p and "every backend is a backup" in p for p in found)
+
+
+def test_device_paths_cannot_climb_out_of_dev() -> None:
+    found = problems("""
+        drbd:
+          r0: {nodes: [lb1, lb2], disk: /dev/../etc/shadow}
+    """)
+    assert any("drbd.r0.disk" in p for p in found)
+
+
+def test_long_vrrp_host_lists_need_explicit_priorities() -> None:
+    hosts = "".join(f"  h{i}: {{address: 10.213.0.{100 + i}, groups: [many]}}\n" for i in range(16))
+    with pytest.raises(InventoryError, match="more than 15 hosts"):
+        inventory.parse("hosts:\n" + hosts + "vrrp:\n  v: {vip: 10.213.0.250/24, router_id: 9, hosts: many}\n")

@@ -63,3 +63,18 @@ def test_http_loop_is_bounded_and_quotes_its_arguments() -> None:
     script = http_loop("http://10.213.0.100:80/a b", 7, curl_args=("-H", "X-User: k1"), parallel=2)
     assert script.count("$(seq 7)") == 2 and "-m 3" in script
     assert "'http://10.213.0.100:80/a b'" in script and "'X-User: k1'" in script
+
+
+@pytest.mark.parametrize("output, serial", [
+    ("dns1.example.test. hostmaster.example.test. 2026112801 3600 600 1209600 60\n", 2026112801),
+    (";; communications error to 10.213.0.31#53: timed out\n;; no servers could be reached\n", None),
+    ("", None),
+])
+def test_serial_parsing_refuses_dig_error_text(output: str, serial: int | None) -> None:
+    from haops.verify.probes import parse_serial
+
+    assert parse_serial(output) == serial
+
+
+def test_a_failed_request_is_counted_once() -> None:
+    assert "|| true" in http_loop("http://10.213.0.100/", 1) and "000||0" not in http_loop("http://10.213.0.100/", 1)

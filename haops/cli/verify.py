@@ -24,6 +24,10 @@ def verify(
 ) -> None:
     """Check state on every host (testinfra) and measure live traffic against the inventory."""
     inv = load_inventory(inventory)
+    if junit is not None and not junit.parent.resolve().is_dir():
+        from haops.errors import UserError
+
+        raise UserError(f"--junit {junit}: folder {junit.parent} does not exist")
     if as_pytest:
         raise typer.Exit(run_pytest(inventory, faults, pytest_args or []))
     from haops.transport import settings_for

@@ -36,4 +36,7 @@ def review_service(service: Service) -> tuple[Service, list[ProblemAt]]:
         allowed = ", ".join(sorted(module.ALGORITHMS))
         return service, [(("algorithm",), f"{service.algorithm!r} is not an algorithm of {service.balancer}; allowed: {allowed}")]
     service = dataclasses.replace(service, algorithm=native)
-    return service, module.review(service)
+    problems = list(module.review(service))
+    if service.backends and all(b.backup for b in service.backends):
+        problems.append((("backends",), "every backend is a backup: nothing would serve until one fails; mark at least one active"))
+    return service, problems

@@ -58,8 +58,6 @@ def review(service: Service) -> list[ProblemAt]:
         problems.append((("nginx", "plus"), "nginx.plus applies only to balancer nginx"))
     if service.health and service.health.interval_ms < MIN_HEALTH_INTERVAL_MS:
         problems.append((("health", "interval"), f"mod_proxy_hcheck needs an interval of at least {MIN_HEALTH_INTERVAL_MS}ms"))
-    if service.backends and all(backend.backup for backend in service.backends):
-        problems.append((("backends",), "every backend is a backup (hot standby); Apache needs at least one active member"))
     return problems
 
 

@@ -89,8 +89,6 @@ def _review_sticky(service: Service) -> list[ProblemAt]:
 
 
 def _review_backups(service: Service) -> list[ProblemAt]:
-    if service.backends and all(backend.backup for backend in service.backends):
-        return [(("backends",), "every backend is a backup; nginx needs at least one primary server")]
     method = balancing_line(service)
     keyword = method.split()[0] if method else "roundrobin"
     if keyword not in NO_BACKUP_METHODS:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from math import gcd
 from functools import reduce
+from math import gcd
 
 # Algorithms whose sequential new connections split exactly by weight over whole cycles.
 EXACT = {"nth", "rr", "wrr", "roundrobin", "static-rr", "byrequests"}

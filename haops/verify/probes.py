@@ -31,8 +31,8 @@ def http_loop(url: str, count: int, jar: str | None = None, parallel: int = 1, p
     """`parallel` loops of `count` requests each, printing one line per request."""
     cookies = f"-b {shlex.quote(jar)} -c {shlex.quote(jar)} " if jar else ""
     extra = "".join(f"{shlex.quote(arg)} " for arg in curl_args)
-    request = (f"curl -s -o /dev/null -m {REQUEST_TIMEOUT_S} {cookies}{extra}-w '{FORMAT}' {shlex.quote(url)} "
-               f"|| echo '000||0'")
+    # curl prints its -w line (code 000) even when the request fails; `|| true` keeps the loop going.
+    request = f"curl -s -o /dev/null -m {REQUEST_TIMEOUT_S} {cookies}{extra}-w '{FORMAT}' {shlex.quote(url)} || true"
     pause = f"; sleep {pause_s}" if pause_s else ""
     loop = f"for i in $(seq {count}); do {request}{pause}; done"
     if parallel == 1:
@@ -65,4 +65,10 @@ def parse_answers(output: str) -> list[tuple[str, ...]]:
 
 
 def soa_serial(server: str, zone: str) -> str:
-    return f"dig +short +time=1 +tries=1 @{shlex.quote(server)} {shlex.quote(zone)} SOA | cut -d' ' -f3"
+    return f"dig +short +time=1 +tries=1 @{shlex.quote(server)} {shlex.quote(zone)} SOA"
+
+
+def parse_serial(output: str) -> int | None:
+    """The serial of a `dig +short SOA` answer; None for no answer or dig's error text."""
+    fields = output.split()
+    return int(fields[2]) if len(fields) == 7 and fields[2].isdigit() else None

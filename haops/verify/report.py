@@ -18,12 +18,14 @@ def as_json(results: list[CheckResult]) -> list[dict[str, Any]]:
 
 def table(results: list[CheckResult]) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
     view = Table(title="haops verify")
     for column in ("check", "subject", "expected", "observed", "result", "seconds"):
         view.add_column(column, justify="right" if column == "seconds" else "left", overflow="fold")
     for r in results:
-        view.add_row(r.check, r.subject, r.expected, r.observed, f"[{STYLE[r.status]}]{r.status}[/]", f"{r.seconds:.2f}")
+        cells = [Text(value) for value in (r.check, r.subject, r.expected, r.observed)]
+        view.add_row(*cells, Text(r.status, STYLE[r.status]), f"{r.seconds:.2f}")
     return view
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
@@ -23,3 +25,13 @@ class CheckResult:
 
 def verdict(passed: bool) -> str:
     return PASS if passed else FAIL
+
+
+def timed(check: str, subject: str, probe: Callable[[], tuple[str, str, str]]) -> CheckResult:
+    """Run one check; whatever goes wrong inside it becomes a failed row, not a lost report."""
+    started = time.monotonic()
+    try:
+        expected, observed, status = probe()
+    except Exception as exc:  # noqa: BLE001 - ssh, testinfra (AssertionError) and probe failures alike
+        expected, observed, status = "the check runs", f"could not check: {str(exc).strip()[:200]}", FAIL
+    return CheckResult(check, subject, expected, observed, status, time.monotonic() - started)

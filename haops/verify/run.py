@@ -6,25 +6,13 @@ import time
 from collections.abc import Callable
 
 from haops.model import Inventory, Service
-from haops.transport import HostFailure, SshSettings
+from haops.transport import HostFailure, SshSettings, running_lab
 from haops.verify import behaviour
 from haops.verify.context import VerifyContext
 from haops.verify.result import FAIL, SKIP, CheckResult
 from haops.verify.state import state_checks
 
 Progress = Callable[[str], None]
-
-
-def lab_for(inventory: Inventory):  # type: ignore[no-untyped-def]
-    """The running lab this inventory lives in, if any: it allows fault injection."""
-    if inventory.lab is None:
-        return None
-    from haops.lab import Lab, LabError
-
-    try:
-        return Lab.existing(inventory.lab.name)
-    except LabError:
-        return None
 
 
 def traffic_checks(ctx: VerifyContext) -> list[Callable[[], CheckResult | list[CheckResult]]]:
@@ -59,7 +47,7 @@ def guarded(check: Callable[[], CheckResult | list[CheckResult]]) -> list[CheckR
 def verify(inventory: Inventory, settings: SshSettings, faults: bool | None = None,
            progress: Progress = lambda _: None) -> list[CheckResult]:
     """`faults`: allow stopping backends and slowing links; default: only inside a running lab."""
-    lab = lab_for(inventory)
+    lab = running_lab(inventory)
     ctx = VerifyContext(inventory, settings, lab, lab is not None if faults is None else faults)
     progress("state checks")
     results = state_checks(inventory, settings, list(inventory.hosts))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from haops.activation import activator
@@ -13,7 +11,7 @@ from haops.model import Inventory
 from haops.targets import all_targets
 from haops.targets.base import RenderContext, Target
 from haops.transport import USER_KNOWN_HOSTS, SshSettings
-from haops.verify.result import FAIL, SKIP, CheckResult, verdict
+from haops.verify.result import SKIP, CheckResult, timed, verdict
 
 if TYPE_CHECKING:
     from testinfra.host import Host
@@ -33,15 +31,6 @@ def testinfra_host(inventory: Inventory, name: str, settings: SshSettings) -> Ho
     identity = host.ssh_key or (str(settings.identity) if settings.identity else None)
     return testinfra.get_host(f"ssh://{user}@{host.connect_to}{port}", ssh_extra_args=extra, ssh_identity_file=identity,
                               controlpersist=0, timeout=settings.connect_timeout_s)
-
-
-def timed(check: str, subject: str, probe: Callable[[], tuple[str, str, str]]) -> CheckResult:
-    started = time.monotonic()
-    try:
-        expected, observed, status = probe()
-    except RuntimeError as exc:  # testinfra's ssh backend: ssh itself failed
-        expected, observed, status = "reachable over SSH", f"ssh failed: {str(exc)[:200]}", FAIL
-    return CheckResult(check, subject, expected, observed, status, time.monotonic() - started)
 
 
 def host_checks(inventory: Inventory, name: str, targets: list[Target], settings: SshSettings) -> list[CheckResult]:
@@ -107,23 +96,24 @@ def iptables_chains_once(inventory: Inventory, name: str, host: Host) -> tuple[s
     rules = host.iptables.rules("nat")
     chains = [rule for rule in rules if rule.startswith("-N HAOPS-")]
     hooks = {chain: rules.count(f"-A {builtin} -j {chain}") for builtin, chain in HOOKS}
-    twice = [rule for rule in set(chains) if chains.count(rule) > 1]
-    ok = all(count == 1 for count in hooks.values()) and not twice and bool(chains)
-    observed = f"{len(chains)} chains, jumps " + "/".join(str(count) for count in hooks.values())
-    return "each haops chain and jump exactly once", observed, verdict(ok)
+    ours = [rule for rule in rules if rule.startswith("-A HAOPS-")]
+    repeated = len(ours) - len(set(ours))
+    ok = all(count == 1 for count in hooks.values()) and not repeated and bool(chains)
+    observed = f"{len(chains)} chains, {len(ours)} rules ({repeated} repeated), jumps " + "/".join(str(c) for c in hooks.values())
+    return "every haops rule and jump exactly once", observed, verdict(ok)
 
 
 def served_serials(inventory: Inventory, name: str, host: Host) -> tuple[str, str, str]:
     from haops.targets.bind import serial_in, zone_path
+    from haops.verify.probes import parse_serial, soa_serial
 
-    address = inventory.hosts[name].address
+    address = str(inventory.hosts[name].address)
     pairs = []
     for zone in inventory.zones.values():
         if name in zone.servers:
             written = serial_in(host.file(zone_path(zone)).content_string)
-            answer = host.run(f"dig +short +time=1 +tries=1 @{address} {zone.name} SOA").stdout.split()
-            pairs.append((zone.name, written, int(answer[2]) if len(answer) > 2 else None))
-    ok = all(written == served for _, written, served in pairs)
+            pairs.append((zone.name, written, parse_serial(host.run(soa_serial(address, zone.name)).stdout)))
+    ok = all(written is not None and written == served for _, written, served in pairs)
     observed = " ".join(f"{zone}: file {written}, served {served}" for zone, written, served in pairs)
     return "named serves the serial in its zone file", observed, verdict(ok)
 

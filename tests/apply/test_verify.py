@@ -19,11 +19,11 @@ import yaml
 from haops import inventory
 from haops.apply import ApplyOptions, apply
 from haops.cli import main
-from haops.transport import settings_for
+from haops.transport import running_lab, settings_for
 from haops.verify import behaviour
 from haops.verify.context import VerifyContext
 from haops.verify.result import FAIL, PASS, SKIP
-from haops.verify.run import lab_for, verify
+from haops.verify.run import verify
 from tests.apply.conftest import Cluster, example_for_lab
 
 pytestmark = pytest.mark.lab
@@ -44,7 +44,7 @@ def pristine(cluster: Cluster) -> Cluster:
 
 def context(path: Path) -> VerifyContext:
     inv = inventory.load(path)
-    return VerifyContext(inv, settings_for(inv), lab_for(inv), faults=True)
+    return VerifyContext(inv, settings_for(inv), running_lab(inv), faults=True)
 
 
 def test_verify_passes_on_the_example_cluster_for_every_balancer_kind(pristine: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
