@@ -16,6 +16,7 @@ import shlex
 from pathlib import PurePosixPath
 
 from pyinfra import host
+from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
@@ -46,7 +47,7 @@ START_OR_RELOAD = {
 }
 
 
-def install(path: str, mode: str, checker: str | None):  # noqa: ANN201 (pyinfra's OperationMeta)
+def install(path: str, mode: str, checker: str | None) -> OperationMeta:
     """Stage the file; when it changed: check it, then copy beside the live file and rename."""
     staged = f"{STAGE}{path}"
     live = PurePosixPath(path)

@@ -8,9 +8,9 @@ import pytest
 
 from haops import inventory
 from haops.targets import get_target
+from haops.targets.base import RenderContext
 from haops.validation import validate
 from tests.test_golden import CASES, GOLDEN_DAY
-from haops.targets.base import RenderContext
 
 pytestmark = pytest.mark.checker
 
