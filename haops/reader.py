@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from haops.errors import InventoryError, Problem
+from haops.values import show
 from haops.yamlsource import LocatedDocument, Path
 
 MISSING: Any = object()
@@ -40,7 +41,7 @@ class Reader:
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            self.problem(path, f"must be a mapping of keys to values, got {type_name(value)}")
+            self.problem(path, f"must be a mapping of keys to values, got {show(value)}")
             return {}
         allowed = list(allowed)
         for key in value:
@@ -55,7 +56,7 @@ class Reader:
         if value is None:
             return []
         if not isinstance(value, list):
-            self.problem(path, f"must be a list, got {type_name(value)}")
+            self.problem(path, f"must be a list, got {show(value)}")
             return []
         return value
 
@@ -74,16 +75,6 @@ class Reader:
         except ValueError as exc:
             self.problem(path, str(exc))
             return None
-
-
-def type_name(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "nothing"
-    return f"{type(value).__name__} {value!r}"[:80]
 
 
 def unknown_key_message(key: str, allowed: list[str]) -> str:

@@ -29,11 +29,12 @@ UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 
 def _text(value: Any, what: str) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"must be {what}, got {_show(value)}")
+        raise ValueError(f"must be {what}, got {show(value)}")
     return value
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
+    """A value as an error message quotes it: short, and plain about YAML's surprises."""
     if isinstance(value, bool):
         return "true/false (write it in quotes if you meant text)"
     if isinstance(value, dict):
@@ -52,7 +53,7 @@ def matching(pattern: re.Pattern[str], what: str) -> Any:
     def check(value: Any) -> str:
         text = _text(value, what)
         if not pattern.fullmatch(text):
-            raise ValueError(f"must be {what}, got {_show(value)}")
+            raise ValueError(f"must be {what}, got {show(value)}")
         return text
 
     return check
@@ -75,7 +76,7 @@ def ssh_host(value: Any) -> str:
     text = _text(value, "an IPv4 address or host name")
     labels = text.split(".")
     if len(text) > 253 or not all(HOSTNAME.fullmatch(label.lower()) for label in labels):
-        raise ValueError(f"must be an IPv4 address or host name, got {_show(value)}")
+        raise ValueError(f"must be an IPv4 address or host name, got {show(value)}")
     return text
 
 
@@ -83,7 +84,7 @@ def local_path(value: Any) -> str:
     """A file on this machine (an SSH key): no control characters."""
     text = _text(value, "a file path")
     if not text or len(text) > 4096 or any(ord(c) < 32 for c in text):
-        raise ValueError(f"must be a file path, got {_show(value)}")
+        raise ValueError(f"must be a file path, got {show(value)}")
     return text
 
 
@@ -92,7 +93,7 @@ def ipv4(value: Any) -> ipaddress.IPv4Address:
     try:
         return ipaddress.IPv4Address(text)
     except ValueError:
-        raise ValueError(f"must be an IPv4 address such as 10.213.0.11, got {_show(value)}") from None
+        raise ValueError(f"must be an IPv4 address such as 10.213.0.11, got {show(value)}") from None
 
 
 def ipv4_network(value: Any) -> ipaddress.IPv4Network:
@@ -100,13 +101,13 @@ def ipv4_network(value: Any) -> ipaddress.IPv4Network:
     try:
         return ipaddress.IPv4Network(text)
     except ValueError:
-        raise ValueError(f"must be an IPv4 network such as 10.213.0.0/24, got {_show(value)}") from None
+        raise ValueError(f"must be an IPv4 network such as 10.213.0.0/24, got {show(value)}") from None
 
 
 def integer(low: int, high: int) -> Any:
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be a whole number from {low} to {high}, got {_show(value)}")
+            raise ValueError(f"must be a whole number from {low} to {high}, got {show(value)}")
         if not low <= value <= high:
             raise ValueError(f"must be from {low} to {high}, got {value}")
         return value
@@ -120,7 +121,7 @@ weight = integer(1, 100)
 
 def boolean(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {_show(value)}")
+        raise ValueError(f"must be true or false, got {show(value)}")
     return value
 
 
@@ -131,17 +132,17 @@ def duration_ms(value: Any) -> int:
     else:
         match = DURATION.fullmatch(_text(value, "a duration such as 500ms, 2s or 1m"))
         if not match:
-            raise ValueError(f"must be a duration such as 500ms, 2s or 1m, got {_show(value)}")
+            raise ValueError(f"must be a duration such as 500ms, 2s or 1m, got {show(value)}")
         milliseconds = int(match.group(1)) * UNIT_MS[match.group(2)]
     if not 1 <= milliseconds <= 86_400_000:
-        raise ValueError(f"must be between 1ms and 24h, got {_show(value)}")
+        raise ValueError(f"must be between 1ms and 24h, got {show(value)}")
     return milliseconds
 
 
 def one_of(*choices: str) -> Any:
     def check(value: Any) -> str:
         if not isinstance(value, str) or value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}; got {_show(value)}")
+            raise ValueError(f"must be one of {', '.join(choices)}; got {show(value)}")
         return value
 
     return check
@@ -151,7 +152,7 @@ def zone_name(value: Any) -> str:
     text = _text(value, "a DNS zone name such as example.test").rstrip(".").lower()
     labels = text.split(".")
     if len(text) > 253 or len(labels) < 2 or not all(DNS_LABEL.fullmatch(label) for label in labels):
-        raise ValueError(f"must be a DNS zone name such as example.test, got {_show(value)}")
+        raise ValueError(f"must be a DNS zone name such as example.test, got {show(value)}")
     return text
 
 
@@ -161,5 +162,5 @@ def record_name(value: Any) -> str:
     if text == "@":
         return text
     if len(text) > 200 or not all(DNS_LABEL.fullmatch(label) for label in text.split(".")):
-        raise ValueError(f"must be a record name such as www, a.b or '@', got {_show(value)}")
+        raise ValueError(f"must be a record name such as www, a.b or '@', got {show(value)}")
     return text
