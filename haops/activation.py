@@ -33,6 +33,10 @@ class Activator:
     def generation(self) -> str:
         return self.daemon.generation() if self.daemon else "echo"
 
+    def listeners(self, inventory: Inventory, host: str) -> list[tuple[str, int]]:
+        """(address, port) the target listens on once live; proofs and verify both check them."""
+        return []
+
     def activate(self, init: str, live: bool, files: list[RenderedFile]) -> str:
         assert self.daemon is not None
         return self.daemon.reload_command(init) if live else self.daemon.start_command(init)
@@ -49,25 +53,27 @@ class ListeningDaemon(Activator):
     """A daemon whose proof also needs its ports listening."""
 
     def proof(self, inventory: Inventory, host: str, files: list[RenderedFile], before: str | None) -> str:
-        listening = [f"ss -ltnH 'sport = :{port}' | grep -q ." for port in self.ports(inventory, host)]
+        ports = sorted({port for _, port in self.listeners(inventory, host)})
+        listening = [f"ss -ltnH 'sport = :{port}' | grep -q ." for port in ports]
         return " && ".join([super().proof(inventory, host, files, before), *listening])
 
-    def ports(self, inventory: Inventory, host: str) -> list[int]:
-        balancer = {"haproxy": "haproxy", "nginx": "nginx", "apache": "apache"}[self.target]
-        services = [s for s in inventory.services.values() if s.balancer == balancer and host in s.hosts]
-        stats = [s.stats.port for s in services if s.stats]
-        return sorted({s.port for s in services} | set(stats))
+    def listeners(self, inventory: Inventory, host: str) -> list[tuple[str, int]]:
+        services = [s for s in inventory.services.values() if s.balancer == self.target and host in s.hosts]
+        return [(str(s.vip), s.port) for s in services] + [("0.0.0.0", s.stats.port) for s in services if s.stats]
 
 
 class Responder(ListeningDaemon):
-    def ports(self, inventory: Inventory, host: str) -> list[int]:
+    def listeners(self, inventory: Inventory, host: str) -> list[tuple[str, int]]:
         from haops.targets.responder import ports_on
 
-        return ports_on(inventory, host)
+        return [(str(inventory.hosts[host].address), port) for port in ports_on(inventory, host)]
 
 
 class Named(Activator):
     """Proof: the server answers each zone's SOA with the serial just written (rndc reload is asynchronous)."""
+
+    def listeners(self, inventory: Inventory, host: str) -> list[tuple[str, int]]:
+        return [(str(inventory.hosts[host].address), 53)]
 
     def proof(self, inventory: Inventory, host: str, files: list[RenderedFile], before: str | None) -> str:
         from haops.targets.bind import serial_in

@@ -16,7 +16,6 @@ from haops.verify.result import SKIP, CheckResult, timed, verdict
 if TYPE_CHECKING:
     from testinfra.host import Host
 
-BALANCER_OF = {"haproxy": "haproxy", "nginx": "nginx", "apache": "apache"}
 
 
 def testinfra_host(inventory: Inventory, name: str, settings: SshSettings) -> Host:
@@ -41,8 +40,9 @@ def host_checks(inventory: Inventory, name: str, targets: list[Target], settings
         spec = activator(target.name)
         if spec.daemon is not None:
             results.append(timed("running", f"{name} {spec.daemon.name}", lambda s=spec: running(host, s.probe())))
-        for port in listening_ports(inventory, name, target.name):
-            results.append(timed("listening", f"{name} {port}", lambda p=port: listening(host, p)))
+        for address, port in spec.listeners(inventory, name):
+            where = f"tcp://{address}:{port}"
+            results.append(timed("listening", f"{name} {where}", lambda w=where: listening(host, w)))
         if target.name == "iptables":
             results.append(timed("iptables chains", name, lambda: iptables_chains_once(inventory, name, host)))
         if target.name == "bind":
@@ -71,18 +71,6 @@ def config_matches(inventory: Inventory, name: str, target: Target, host: Host) 
 def running(host: Host, probe: str) -> tuple[str, str, str]:
     ok = host.run(probe).rc == 0
     return "running", "running" if ok else "not running", verdict(ok)
-
-
-def listening_ports(inventory: Inventory, name: str, target: str) -> list[str]:
-    if target == "responder":
-        from haops.targets.responder import ports_on
-
-        return [f"tcp://{inventory.hosts[name].address}:{p}" for p in ports_on(inventory, name)]
-    if target == "bind":
-        return [f"tcp://{inventory.hosts[name].address}:53"]
-    balancer = BALANCER_OF.get(target)
-    services = [s for s in inventory.services.values() if s.balancer == balancer and name in s.hosts]
-    return [f"tcp://{s.vip}:{s.port}" for s in services] + [f"tcp://0.0.0.0:{s.stats.port}" for s in services if s.stats]
 
 
 def listening(host: Host, spec: str) -> tuple[str, str, str]:
