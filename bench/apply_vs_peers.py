@@ -44,7 +44,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 # haops as installed in .venv (scripts/setup.sh), so the API runs the same code as the CLI.
 from haops import inventory as haops_inventory
-from haops.apply import ApplyOptions, apply
+from haops.apply.run import ApplyOptions, apply
 from haops.lab import Lab, LabHost
 from haops.lab.naming import netns_prefix
 from haops.services import DAEMONS

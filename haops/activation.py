@@ -14,7 +14,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from haops.model import Inventory
+from haops.inventory.model import Inventory
 from haops.services import DAEMONS, Daemon
 from haops.targets.base import RenderedFile
 

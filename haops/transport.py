@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from haops.model import Host, Inventory
+from haops.inventory.model import Host, Inventory
 
 if TYPE_CHECKING:
     from fabric import Connection

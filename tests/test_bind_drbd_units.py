@@ -10,7 +10,7 @@ import pytest
 
 from haops import inventory
 from haops.errors import InventoryError
-from haops.model import Inventory
+from haops.inventory.model import Inventory
 from haops.targets import get_target
 from haops.targets.base import RenderContext, RenderedFile
 from haops.targets.bind import next_serial, rrset_orders, serial_in

@@ -8,7 +8,7 @@ import pytest
 
 from haops import inventory
 from haops.errors import InventoryError
-from haops.model import Health, Inventory, Service
+from haops.inventory.model import Health, Inventory, Service
 from haops.targets import apache, nginx
 
 pytestmark = pytest.mark.unit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from haops.apply import mask_pair
+from haops.secrets import mask_pair
 from haops.targets import get_target
 from haops.targets.base import RenderedFile
 

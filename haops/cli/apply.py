@@ -12,7 +12,7 @@ import typer
 from haops.cli.common import InventoryPath, JsonFlag, load_inventory
 from haops.cli.output import err, out
 from haops.errors import UserError
-from haops.model import Inventory
+from haops.inventory.model import Inventory
 
 
 def apply(
@@ -27,8 +27,8 @@ def apply(
     as_json: bool = JsonFlag,
 ) -> None:
     """Render, check on each host, install atomically, reload gracefully, prove it, roll back on failure."""
-    from haops.apply import ApplyOptions
-    from haops.apply import apply as run_apply
+    from haops.apply.run import ApplyOptions
+    from haops.apply.run import apply as run_apply
     from haops.transport import settings_for
 
     inv = load_inventory(inventory)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from haops.model import Inventory
+from haops.inventory.model import Inventory
 
 InventoryPath = typer.Option(
     Path("inventory.yml"), "--inventory", "-i", envvar="HAOPS_INVENTORY", help="The inventory YAML file.", show_default=True

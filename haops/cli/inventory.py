@@ -28,7 +28,7 @@ def show(inventory: Path = InventoryPath, as_json: bool = JsonFlag) -> None:
 
     import yaml
 
-    from haops.resolved import resolved
+    from haops.inventory.resolved import resolved
 
     data = resolved(load_inventory(inventory))
     if as_json:

@@ -9,10 +9,11 @@ import typer
 from haops.cli.common import InventoryPath, load_inventory
 from haops.cli.output import err, out
 from haops.errors import UserError
-from haops.model import Inventory
+from haops.inventory.model import Inventory
 from haops.targets import TARGET_NAMES, all_targets, get_target
 from haops.targets.base import RenderContext, RenderedFile, Target
-from haops.validation import mask, write_tree
+from haops.apply.validation import write_tree
+from haops.secrets import MASK, mask
 
 
 def render(
@@ -65,4 +66,4 @@ def _print(rendered: dict[str, list[RenderedFile]], show_secrets: bool) -> None:
                 out().print(f"# ==> {host}:{file.path} <==", markup=False)
             out().print(text, end="" if text.endswith("\n") else "\n", markup=False)
     if masked:
-        err().print("note: secrets are masked as ********; add --show-secrets to print them")
+        err().print(f"note: secrets are masked as {MASK}; add --show-secrets to print them")

@@ -11,7 +11,7 @@ import typer
 from haops.cli.common import InventoryPath, JsonFlag, load_inventory
 from haops.cli.output import err, out
 from haops.targets import TARGET_NAMES, all_targets, get_target
-from haops.validation import CheckResult
+from haops.apply.validation import CheckResult
 
 STYLE = {"ok": "green", "failed": "bold red", "skipped": "yellow"}
 
@@ -24,7 +24,7 @@ def validate(
     strict: bool = typer.Option(False, "--strict", help="Fail when a checker is not installed, instead of skipping."),
 ) -> None:
     """Render every file for every host and prove it with the daemon's own checker."""
-    from haops.validation import validate as run_validation
+    from haops.apply.validation import validate as run_validation
 
     inv = load_inventory(inventory)
     targets = [get_target(name) for name in target] if target else all_targets()

@@ -11,7 +11,7 @@ import hashlib
 import re
 
 from haops.lab.commands import LabError
-from haops.values import LAB_NAME
+from haops.inventory.values import LAB_NAME
 
 DEFAULT_LAB_NAME = "haops"
 INTERFACE_NAME_MAX = 15

@@ -7,7 +7,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from haops.model import Service
+    from haops.inventory.model import Service
     from haops.targets.base import ProblemAt, Target
 
 # Also the order in which apply makes them live on a host: kernel settings first, then

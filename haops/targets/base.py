@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import ClassVar
 
-from haops.model import Inventory
+from haops.inventory.model import Inventory
 
 ProblemAt = tuple[tuple[str | int, ...], str]
 

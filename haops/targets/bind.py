@@ -12,7 +12,7 @@ from datetime import date
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from haops.model import Inventory, Record, Zone
+from haops.inventory.model import Inventory, Record, Zone
 from haops.render import render_template
 from haops.targets.base import (
     Check,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from haops.model import DrbdResource, Inventory
+from haops.inventory.model import DrbdResource, Inventory
 from haops.render import render_template
 from haops.targets.base import (
     Check,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from haops.model import Inventory, Service
+from haops.inventory.model import Inventory, Service
 from haops.render import render_template
 from haops.targets.base import (
     BalancerTarget,

@@ -30,7 +30,7 @@ from functools import reduce
 from math import gcd
 from pathlib import Path
 
-from haops.model import Backend, Inventory, Service
+from haops.inventory.model import Backend, Inventory, Service
 from haops.render import render_template
 from haops.targets.base import (
     BalancerTarget,

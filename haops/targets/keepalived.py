@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from haops.model import Inventory, VrrpInstance
+from haops.inventory.model import Inventory, VrrpInstance
 from haops.render import render_template
 from haops.targets.base import (
     Check,

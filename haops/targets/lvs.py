@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from haops.model import Health, Inventory, Service
+from haops.inventory.model import Health, Inventory, Service
 from haops.render import render_template
 from haops.targets.base import (
     BalancerTarget,

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from haops.model import Service, Zone
+from haops.inventory.model import Service, Zone
 from haops.verify import expect
 from haops.verify.context import VerifyContext
 from haops.verify.probes import (

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from haops.errors import UserError
-from haops.model import Inventory, Service
+from haops.inventory.model import Inventory, Service
 from haops.transport import HostFailure, SshSettings, open_connection, run
 
 if TYPE_CHECKING:

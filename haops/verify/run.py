@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from haops.model import Inventory, Service
+from haops.inventory.model import Inventory, Service
 from haops.transport import HostFailure, SshSettings, running_lab
 from haops.verify import behaviour
 from haops.verify.context import VerifyContext

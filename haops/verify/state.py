@@ -7,7 +7,7 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from haops.activation import activator
-from haops.model import Inventory
+from haops.inventory.model import Inventory
 from haops.targets import all_targets
 from haops.targets.base import RenderContext, Target
 from haops.transport import USER_KNOWN_HOSTS, SshSettings

@@ -11,7 +11,7 @@ import pytest
 
 from haops import inventory
 from haops.lab import Lab, LabHost
-from haops.model import Inventory
+from haops.inventory.model import Inventory
 from tests.lab.conftest import lab_pid_namespaces, leftovers
 
 ROOT = Path(__file__).resolve().parent.parent.parent

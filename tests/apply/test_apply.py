@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from haops import apply as apply_module
-from haops import execute
-from haops.apply import ApplyOptions, HostOutcome, apply
-from haops.lock import LEASE_S, LOCK, HostLock
+from haops.apply import run as apply_module
+from haops.apply import execute
+from haops.apply.run import ApplyOptions, HostOutcome, apply
+from haops.apply.lock import LEASE_S, LOCK, HostLock
 from haops.cli import main
 from haops.transport import HostFailure, SshSettings, open_connection, settings_for
 from tests.apply.conftest import Cluster

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from haops import inventory
-from haops.apply import ApplyOptions, apply
+from haops.apply.run import ApplyOptions, apply
 from haops.cli import main
 from haops.transport import running_lab, settings_for
 from haops.verify import behaviour

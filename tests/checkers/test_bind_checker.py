@@ -9,7 +9,7 @@ import pytest
 from haops import inventory
 from haops.targets import get_target
 from haops.targets.base import RenderContext, RenderedFile
-from haops.validation import check_files
+from haops.apply.validation import check_files
 from tests.conftest import GOLDEN
 
 pytestmark = pytest.mark.checker

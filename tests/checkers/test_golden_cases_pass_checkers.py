@@ -9,7 +9,7 @@ import pytest
 from haops import inventory
 from haops.targets import get_target
 from haops.targets.base import RenderContext
-from haops.validation import validate
+from haops.apply.validation import validate
 from tests.test_golden import CASES, GOLDEN_DAY
 
 pytestmark = pytest.mark.checker

@@ -9,7 +9,7 @@ import pytest
 from haops import inventory
 from haops.targets import get_target
 from haops.targets.base import RenderContext
-from haops.validation import check_files
+from haops.apply.validation import check_files
 
 pytestmark = pytest.mark.checker
 

@@ -17,7 +17,7 @@ from haops import inventory
 from haops.targets import get_target
 from haops.targets.base import RenderContext
 from haops.targets.iptables import NthRule, hook_rules, simulate_split
-from haops.validation import check_files
+from haops.apply.validation import check_files
 from tests.conftest import GOLDEN
 
 pytestmark = pytest.mark.checker

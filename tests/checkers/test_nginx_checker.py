@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from haops import inventory
-from haops.model import Inventory
+from haops.inventory.model import Inventory
 from haops.targets import get_target
 from haops.targets.base import RenderContext, RenderedFile
-from haops.validation import check_files, write_tree
+from haops.apply.validation import check_files, write_tree
 from tests.conftest import GOLDEN
 
 pytestmark = pytest.mark.checker

@@ -8,7 +8,6 @@ its batch. A lock on each host keeps two applies apart.
 from __future__ import annotations
 
 import difflib
-import re
 import shlex
 import time
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from haops.activation import activator
-from haops.execute import (
+from haops.apply.execute import (
     BACKUP_ROOT,
     ExecuteContext,
     HostReport,
@@ -26,14 +25,15 @@ from haops.execute import (
     execute_plan,
     new_run_id,
 )
-from haops.facts import HostFacts, fact_script, parse_facts
-from haops.lock import HostLock
-from haops.model import Inventory
-from haops.plan import HostPlan, TargetPlan, plan_host
+from haops.apply.facts import HostFacts, fact_script, parse_facts
+from haops.apply.lock import HostLock
+from haops.inventory.model import Inventory
+from haops.apply.plan import HostPlan, TargetPlan, plan_host
 from haops.targets import all_targets, get_target
 from haops.targets.base import RenderContext, RenderedFile, Target
 from haops.transport import HostFailure, SshSettings, open_connection, run
-from haops.validation import check_files, mask
+from haops.apply.validation import check_files
+from haops.secrets import mask_pair
 
 if TYPE_CHECKING:
     from fabric import Connection
@@ -101,31 +101,6 @@ def diffs_for(connection: Connection, plan: HostPlan) -> list[str]:
             lines = difflib.unified_diff(old_text.splitlines(True), new_text.splitlines(True), f"{plan.host}:{file.path} (live)", f"{plan.host}:{file.path} (new)")
             diffs.append("".join(lines))
     return diffs
-
-
-def mask_line(line: str, secrets: tuple[str, ...], patterns: tuple[str, ...]) -> str:
-    """Known secret values, and whatever stands where a secret-bearing directive keeps its value."""
-    line = mask(line, secrets)
-    for pattern in patterns:
-        match = re.search(pattern, line)
-        if match:
-            line = line[: match.start(1)] + "********" + line[match.end(1):]
-    return line
-
-
-def mask_pair(file: RenderedFile, old: str, patterns: tuple[str, ...] = ()) -> tuple[str, str]:
-    """Both sides of a diff with secrets masked. The live file may hold values haops never rendered
-    (an old password), so secret-bearing directives are masked by pattern, not by value; a secret
-    line that changed still shows as changed, without either value."""
-    new_lines = set(file.text.splitlines())
-    new = "".join(mask_line(line, file.secrets, patterns) for line in file.text.splitlines(True))
-    old_masked = []
-    for line in old.splitlines(True):
-        masked = mask_line(line, file.secrets, patterns)
-        if masked != line and line.rstrip("\n") not in new_lines:
-            masked = masked.rstrip("\n") + " (old value)\n"
-        old_masked.append(masked)
-    return new, "".join(old_masked)
 
 
 def check_here(inventory: Inventory, host: str, plans: list[TargetPlan]) -> None:

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from haops.errors import InventoryError, Problem
-from haops.values import show
-from haops.yamlsource import LocatedDocument, Path
+from haops.inventory.values import show
+from haops.inventory.source import LocatedDocument, Path
 
 MISSING: Any = object()
 

@@ -6,10 +6,9 @@ import dataclasses
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
-from haops.model import Inventory
+from haops.inventory.model import Inventory
+from haops.secrets import MASK, SECRET_FIELDS
 
-SECRET_FIELDS = {"password", "auth_pass", "secret"}
-MASK = "********"
 
 
 def plain(value: Any) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from haops.facts import HostFacts, TargetState
+from haops.apply.facts import HostFacts, TargetState
 from haops.targets.base import RenderedFile
 
 CREATE, UPDATE, UNCHANGED = "create", "update", "unchanged"

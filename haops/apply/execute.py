@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from haops.activation import activator, poll
-from haops.model import Inventory
-from haops.plan import ACTIVATE, RELOAD, START, HostPlan, TargetPlan
+from haops.inventory.model import Inventory
+from haops.apply.plan import ACTIVATE, RELOAD, START, HostPlan, TargetPlan
 from haops.targets import get_target
 from haops.targets.base import Check
 from haops.transport import HostFailure, Ran, open_connection, put_text, run
-from haops.validation import mask
+from haops.secrets import mask
 
 if TYPE_CHECKING:
     from fabric import Connection

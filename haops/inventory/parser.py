@@ -7,9 +7,9 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path as FilePath
 from typing import Any
 
-from haops import values
+from haops.inventory import values
 from haops.errors import UserError
-from haops.model import (
+from haops.inventory.model import (
     BALANCERS,
     STICKY,
     Backend,
@@ -27,8 +27,8 @@ from haops.model import (
     VrrpInstance,
     Zone,
 )
-from haops.reader import MISSING, Reader
-from haops.yamlsource import LocatedDocument, Path, load_located
+from haops.inventory.reader import MISSING, Reader
+from haops.inventory.source import LocatedDocument, Path, load_located
 
 TOP_KEYS = ("lab", "vars", "groups", "hosts", "services", "zones", "drbd", "vrrp", "responders")
 HOST_VARS = ("interface", "ssh_user", "ssh_port", "ssh_host", "ssh_key", "init", "weight")

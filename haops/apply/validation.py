@@ -12,7 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from haops.model import Inventory
+from haops.inventory.model import Inventory
+from haops.secrets import mask
 from haops.targets.base import Check, RenderContext, RenderedFile, Target
 
 CHECK_TIMEOUT_S = 60
@@ -35,13 +36,6 @@ def write_tree(root: Path, files: Iterable[RenderedFile]) -> None:
         destination.parent.mkdir(parents=True, exist_ok=True)
         destination.write_text(file.text, encoding="utf-8")
         destination.chmod(file.mode)
-
-
-def mask(text: str, secrets: Iterable[str]) -> str:
-    for secret in sorted(set(secrets), key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, "********")
-    return text
 
 
 def run_check(check: Check, root: Path) -> tuple[bool, str]:
