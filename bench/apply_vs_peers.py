@@ -47,8 +47,14 @@ from haops import inventory as haops_inventory
 from haops.apply.run import ApplyOptions, apply
 from haops.lab import Lab, LabHost
 from haops.lab.naming import netns_prefix
-from haops.services import DAEMONS
-from haops.transport import settings_for
+from haops.session import settings_for
+
+def daemon(name: str) -> Any:
+    """The daemon of a target, by the daemon's name (haproxy, nginx, apache2, named, keepalived)."""
+    from haops.targets import all_targets
+
+    return next(t.daemon for t in all_targets() if t.daemon is not None and t.daemon.name == name)
+
 
 LAB_NAME = "habench2"
 NETWORK = IPv4Network("10.213.11.0/24")
@@ -161,7 +167,7 @@ def sh(lab: Lab, host: str, script: str) -> str:
 
 def live_state_script(paths: list[str], daemons: list[str]) -> str:
     hashes = f"sha256sum {' '.join(shlex.quote(p) for p in paths)}"
-    running = [f"if {DAEMONS[d].running()}; then echo RUNNING {d}; fi" for d in daemons]
+    running = [f"if {daemon(d).running()}; then echo RUNNING {d}; fi" for d in daemons]
     return "; ".join([hashes, *running])
 
 
@@ -190,7 +196,7 @@ def verify(lab: Lab, scene: Scene) -> None:
 
 def lb1_state(lab: Lab) -> tuple[str, str]:
     """haproxy.cfg's mtime and HAProxy's worker PIDs on lb1."""
-    out = sh(lab, "lb1", f"stat -c %y /etc/haproxy/haproxy.cfg; {DAEMONS['haproxy'].generation()}")
+    out = sh(lab, "lb1", f"stat -c %y /etc/haproxy/haproxy.cfg; {daemon('haproxy').generation()}")
     mtime, _, workers = out.partition("\n")
     return mtime.strip(), workers.strip()
 
@@ -394,7 +400,7 @@ def check_peer_commands() -> None:
     for path in (PEERS / "site.yml", PEERS / "deploy.py"):
         text = path.read_text()
         for name in DAEMON_OF_GROUP.values():
-            d = DAEMONS[name]
+            d = daemon(name)
             pieces = [d.pidfile, d.start, d.reload] + ([d.prepare] if d.prepare != "true" else [])
             missing = [p for p in pieces if p not in text]
             if missing:

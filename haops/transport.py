@@ -17,12 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from haops.inventory.model import Host, Inventory
+from haops.inventory.model import Host
 
 if TYPE_CHECKING:
     from fabric import Connection
-
-    from haops.lab import Lab
 
 USER_KNOWN_HOSTS = Path("~/.ssh/known_hosts").expanduser()
 # A command that has not answered by then is given up: a host that vanishes mid-run fails
@@ -45,28 +43,6 @@ class SshSettings:
     use_user_known_hosts: bool = True
 
 
-def running_lab(inventory: Inventory) -> Lab | None:
-    """The running lab the inventory names, if any."""
-    if inventory.lab is None:
-        return None
-    from haops.lab import Lab, LabError
-
-    try:
-        return Lab.existing(inventory.lab.name)
-    except LabError:
-        return None
-
-
-def settings_for(inventory: Inventory, trust_new_hosts: bool = False) -> SshSettings:
-    """The lab's key and known_hosts when the inventory names a running lab; else ~/.ssh."""
-    lab = running_lab(inventory)
-    if lab is None:
-        return SshSettings((), None, trust_new_hosts)
-    # Only the lab's own known_hosts: a stale ~/.ssh entry for a lab address must not refuse it.
-    return SshSettings((lab.known_hosts,), lab.identity, trust_new_hosts, lab.known_hosts,
-                       forced_user="root", use_user_known_hosts=False)
-
-
 class _RecordNewKey:
     """paramiko policy for --trust-new-hosts: remember an unknown key, never a changed one."""
 
@@ -81,24 +57,28 @@ class _RecordNewKey:
 
 
 def connect(host: Host, settings: SshSettings) -> Connection:
+    """A connection to an inventory host: its own key, user and port, else the settings' ones."""
+    key = Path(host.ssh_key).expanduser() if host.ssh_key else settings.identity
+    return connect_to(host.connect_to, host.ssh_port, host.ssh_user or settings.forced_user, key,
+                      settings, own_key=bool(host.ssh_key))
+
+
+def connect_to(address: str, port: int | None, user: str | None, key: Path | None, settings: SshSettings,
+               own_key: bool = False) -> Connection:
+    """A Fabric connection that checks the host key against known_hosts (not opened yet).
+    With the settings' identity (not the host's own key) no other key or agent is tried."""
     from fabric import Connection
     from paramiko import RejectPolicy
 
-    kwargs: dict[str, Any] = {}
-    key = Path(host.ssh_key).expanduser() if host.ssh_key else settings.identity
     if key is not None and not key.is_file():
         raise HostFailure(f"SSH key {key} does not exist or is not a file")
-    if host.ssh_key or settings.identity:
-        kwargs = {"key_filename": str(Path(host.ssh_key or str(settings.identity)).expanduser())}
-        if settings.identity and not host.ssh_key:
+    kwargs: dict[str, Any] = {}
+    if key is not None:
+        kwargs = {"key_filename": str(key)}
+        if not own_key:
             kwargs |= {"look_for_keys": False, "allow_agent": False}
-    connection = Connection(
-        host.connect_to,
-        user=host.ssh_user or settings.forced_user,
-        port=host.ssh_port,
-        connect_timeout=settings.connect_timeout_s,
-        connect_kwargs=kwargs,
-    )
+    connection = Connection(address, user=user, port=port, connect_timeout=settings.connect_timeout_s,
+                            connect_kwargs=kwargs)
     client = connection.client
     if settings.use_user_known_hosts and USER_KNOWN_HOSTS.exists():
         client.load_system_host_keys(str(USER_KNOWN_HOSTS))

@@ -198,7 +198,7 @@ def test_lvs_sticky_source_means_persistence_300_unless_set() -> None:
 
 def test_lvs_algorithm_aliases_map_to_schedulers() -> None:
     inv = inventory.parse(service_yaml("lvs", "    algorithm: source\n"))
-    assert inv.services["www"].algorithm == "sh"
+    assert inv.services["www"].method == "sh"
 
 
 # --- LVS rules parse-back ----------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def test_rules_round_trip_to_the_model(case: str) -> None:
         [file] = lvs.TARGET.render(inv, host, RenderContext())
         parsed = lvs.parse_rules(file.text)
         expected = [
-            (s.vip, s.port, s.algorithm, lvs.persistence_s(s), [(b.address, b.port, s.lvs_mode, b.weight) for b in s.backends])
+            (s.vip, s.port, s.method, lvs.persistence_s(s), [(b.address, b.port, lvs.mode(s), b.weight) for b in s.backends])
             for s in inv.services.values() if host in s.hosts
         ]
         got = [(v.address, v.port, v.scheduler, v.persistence_s,

@@ -50,7 +50,7 @@ def test_least_time_without_plus_is_refused_at_the_algorithm_key() -> None:
 
 
 def test_least_time_with_plus_declared_is_accepted() -> None:
-    assert service("nginx", "    algorithm: least_time\n    nginx: {plus: true}\n").algorithm == "least_time"
+    assert service("nginx", "    algorithm: least_time\n    nginx: {plus: true}\n").method == "least_time"
 
 
 @pytest.mark.parametrize("extra", ["    algorithm: ip_hash\n", "    algorithm: source\n", "    algorithm: random\n",
@@ -100,7 +100,7 @@ def test_all_backends_backup_is_refused() -> None:
 ])
 def test_nginx_algorithm_aliases_and_lines(alias: str, native: str, line: str | None) -> None:
     chosen = service("nginx", f"    algorithm: {alias}\n")
-    assert chosen.algorithm == native
+    assert chosen.algorithm == alias and chosen.method == native
     assert nginx.balancing_line(chosen) == line
 
 
@@ -154,7 +154,7 @@ def test_heartbeat_hash_key_stats_and_fast_health_are_refused_on_apache() -> Non
 @pytest.mark.parametrize(("alias", "native"), [("roundrobin", "byrequests"), ("leastconn", "bybusyness"),
                                                ("bytraffic", "bytraffic"), ("bybusyness", "bybusyness")])
 def test_apache_algorithm_aliases(alias: str, native: str) -> None:
-    assert service("apache", f"    algorithm: {alias}\n").algorithm == native
+    assert service("apache", f"    algorithm: {alias}\n").method == native
 
 
 def test_apache_times_are_seconds_or_milliseconds() -> None:

@@ -5,7 +5,7 @@ Each file (a byte-for-byte copy of what `haops render all` wrote under the host 
 `rendered`/<host>/) is uploaded to a staging copy under /var/lib/pyinfra-stage; only when
 that upload changed something is the daemon's own checker run on it and the file moved
 into place (a copy beside the live file, then a rename). A daemon is started or reloaded
-only when one of its files changed, with haops' own commands (haops/services.py: lab hosts
+only when one of its files changed, with haops' own commands (haops/targets/daemon.py and each target: lab hosts
 have no systemd). The benchmark's generated inventory carries the SSH data: the lab's key
 and known_hosts with strict host key checking.
 """

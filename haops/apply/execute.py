@@ -1,12 +1,11 @@
 """Carry out one host's plan over SSH: check on the host, install atomically, reload, prove, roll back.
 
-Round trips per host: facts (1, before this), the candidate upload (SFTP), the remote
-checks (1), then per target with changes: install (1) and activate + proof (1).
+Round trips per host: facts (1, before this), the candidate upload and remote checks
+(remote_check), then per target with changes: install (1) and activate + proof (1).
 """
 
 from __future__ import annotations
 
-import base64
 import shlex
 import time
 from collections.abc import Callable
@@ -14,13 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from haops.activation import activator, poll
-from haops.inventory.model import Inventory
 from haops.apply.plan import ACTIVATE, RELOAD, START, HostPlan, TargetPlan
-from haops.targets import get_target
-from haops.targets.base import Check
-from haops.transport import HostFailure, Ran, open_connection, put_text, run
-from haops.secrets import mask
+from haops.apply.remote_check import CANDIDATE_PREFIX
+from haops.inventory.model import Inventory
+from haops.transport import HostFailure, Ran, open_connection, run
 
 if TYPE_CHECKING:
     from fabric import Connection
@@ -29,7 +25,7 @@ if TYPE_CHECKING:
 
 BACKUP_ROOT = "/var/lib/haops/backup"
 KEEP_BACKUPS = 10  # runs; their names sort by time
-REVERT_SECONDS = 30
+PROOF_SECONDS = 15
 Step = Callable[[str], None]
 
 
@@ -46,68 +42,6 @@ class HostReport:
     def fail(self, message: str) -> None:
         self.ok = False
         self.messages.append(message)
-
-
-# --- remote checks ------------------------------------------------------------------------------
-
-
-def upload_candidate(connection: Connection, plans: list[TargetPlan], inventory: Inventory, host: str) -> str:
-    """A temporary tree on the host holding every file (and scratch file) of the targets to check."""
-    root = run(connection, "mktemp -d /tmp/haops-candidate.XXXXXX").stdout.strip()
-    if not root.startswith("/tmp/haops-candidate."):
-        raise HostFailure(f"could not make a temporary directory on {host}")
-    files = [f for p in plans for f in [*p.rendered, *get_target(p.target).scratch_files(inventory, host)]]
-    directories = sorted({str(Path(root + f.path).parent) for f in files})
-    run(connection, f"mkdir -p {' '.join(shlex.quote(d) for d in directories)}")
-    for file in files:
-        put_text(connection, file.text, root + file.path)
-    return root
-
-
-def remote_checks(inventory: Inventory, host: str, plans: list[TargetPlan], root: str) -> list[Check]:
-    checks = []
-    for plan in plans:
-        checks += [c for c in get_target(plan.target).checks(inventory, host, Path(root)) if not c.local_only]
-    return checks
-
-
-def check_script(checks: list[Check]) -> str:
-    lines = []
-    for index, check in enumerate(checks):
-        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in check.env)
-        command = f"env {env} {shlex.join(check.argv)}" if env else shlex.join(check.argv)
-        lines.append(f'out=$({command} 2>&1); echo "C {index} $? $(printf %s "$out" | base64 -w0)"')
-    return "\n".join(lines + ["true"])
-
-
-def parse_check_output(output: str, checks: list[Check], root: str) -> list[str]:
-    """The failed checks, each with the checker's own words (temp paths shown as host paths)."""
-    failures = []
-    for line in output.splitlines():
-        tag, _, rest = line.partition(" ")
-        if tag != "C":
-            continue
-        index, code, *encoded = rest.split(" ")
-        if code != "0":
-            words = base64.b64decode(encoded[0]).decode("utf-8", "replace") if encoded else ""
-            failures.append(f"{checks[int(index)].label}: {words.replace(root, '').strip()}")
-    if len([line for line in output.splitlines() if line.startswith("C ")]) != len(checks):
-        failures.append("the checks did not all run; the connection may have dropped")
-    return failures
-
-
-def check_on_host(connection: Connection, inventory: Inventory, host: str, plans: list[TargetPlan], step: Step) -> str:
-    """Upload the candidate tree and run the real checkers there; return its path."""
-    step("uploading candidate")
-    root = upload_candidate(connection, plans, inventory, host)
-    checks = remote_checks(inventory, host, plans, root)
-    step(f"checking on host ({len(checks)} checks)")
-    ran = run(connection, check_script(checks))
-    failures = parse_check_output(ran.stdout, checks, root)
-    if failures:
-        secrets = [s for p in plans for f in p.rendered for s in f.secrets]
-        raise HostFailure("checker refused the new config; live files untouched:\n" + mask("\n".join(failures), secrets))
-    return root
 
 
 # --- install, activate, prove, roll back ---------------------------------------------------------------
@@ -151,58 +85,36 @@ def restore_script(plan: TargetPlan, backup: str) -> str:
     return "\n".join(lines)
 
 
+def poll(condition: str, refused: str | None = None, seconds: int = PROOF_SECONDS) -> str:
+    """Shell: retry `condition` every 0.2 s until it holds (exit 0), `refused` holds (exit 5), or
+    `seconds` of wall time pass (exit 1)."""
+    give_up = f"if {refused}; then exit 5; fi; " if refused else ""
+    return (f"deadline=$(($(date +%s) + {seconds})); "
+            f"until {condition}; do {give_up}[ $(date +%s) -ge $deadline ] && exit 1; sleep 0.2; done")
+
+
 def activate_script(plan: TargetPlan, init: str, inventory: Inventory, host: str) -> str:
-    spec = activator(plan.target)
+    target = plan.target
     live = plan.action == RELOAD
-    proof = spec.proof(inventory, host, plan.rendered, plan.live_generation if live else None)
+    proof = target.proof(inventory, host, plan.rendered, plan.live_generation if live else None)
     return "\n".join([
-        f"( {spec.activate(init, live, plan.rendered)} ) </dev/null || {{ echo 'activation command failed'; exit 3; }}",
-        f"( {poll(proof)} ) || {{ echo 'the new configuration did not become live'; exit 4; }}",
+        f"( {target.activate(init, live, plan.rendered)} ) </dev/null || {{ echo 'activation command failed'; exit 3; }}",
+        f"( {poll(proof, target.refused())} ); proven=$?",
+        "[ $proven = 5 ] && { echo 'the daemon refused the new configuration'; exit 5; }",
+        f"[ $proven = 0 ] || {{ echo 'the new configuration did not become live within {PROOF_SECONDS}s'; exit 4; }}",
     ])
-
-
-def revert_pid(backup: str) -> str:
-    return f"/run/haops-iptables-revert.{Path(backup).name}.pid"
-
-
-def arm_iptables_revert(connection: Connection, backup: str) -> None:
-    """If the new rules cut us off, the host puts the old nat table back by itself."""
-    saved = shlex.quote(f"{backup}/iptables.nat")
-    script = "\n".join([
-        f"mkdir -p {shlex.quote(backup)} && iptables-save -t nat > {saved} || exit 1",
-        f"setsid sh -c 'sleep {REVERT_SECONDS}; iptables-restore -w -T nat < {saved}' </dev/null >/dev/null 2>&1 &",
-        f"echo $! > {revert_pid(backup)}",
-    ])
-    if run(connection, script).code != 0:
-        raise HostFailure("could not arm the iptables revert; nothing changed")
-
-
-def disarm_iptables_revert(connection: Connection, backup: str) -> bool:
-    pid = revert_pid(backup)
-    return run(connection, f'kill "$(cat {pid})" && rm -f {pid}').code == 0
-
-
-def confirm_iptables(settings: SshSettings, inventory: Inventory, host: str, backup: str) -> bool:
-    """A brand-new SSH connection proves the rules did not cut SSH; then the revert is disarmed."""
-    try:
-        fresh = open_connection(inventory.hosts[host], settings)
-    except HostFailure:
-        return False
-    try:
-        return disarm_iptables_revert(fresh, backup)
-    finally:
-        fresh.close()
 
 
 def roll_back(connection: Connection, plan: TargetPlan, init: str, backup: str) -> Ran:
     """Old files back, then the state before: reloaded if it ran, stopped if it did not."""
-    spec = activator(plan.target)
+    target = plan.target
     restore = restore_script(plan, backup)
-    if spec.daemon is None:
-        return run(connection, f"{restore}\n( {spec.activate(init, True, plan.rendered)} ) </dev/null")
+    stop = target.stop(init)
+    if stop is None:
+        return run(connection, f"{restore}\n( {target.activate(init, True, plan.rendered)} ) </dev/null")
     if plan.live_generation is None:
-        return run(connection, f"{restore}\n( {spec.daemon.stop_command(init)} ) </dev/null; true")
-    return run(connection, f"{restore}\n( {spec.activate(init, True, plan.rendered)} ) </dev/null\n{poll(spec.probe())}")
+        return run(connection, f"{restore}\n( {stop} ) </dev/null; true")
+    return run(connection, f"{restore}\n( {target.activate(init, True, plan.rendered)} ) </dev/null\n{poll(target.probe())}")
 
 
 def rolled_back(connection: Connection, plan: TargetPlan, context: ExecuteContext) -> str:
@@ -224,10 +136,10 @@ def make_live(connection: Connection, plan: TargetPlan, context: ExecuteContext,
         failure = str(exc)
     if failure is None:
         if plan.action in (RELOAD, START, ACTIVATE):
-            report.reloads.append(f"{plan.target}:{plan.action}")
+            report.reloads.append(f"{plan.target.name}:{plan.action}")
         return True
-    context.step(f"{plan.target}: rolling back")
-    report.fail(f"{plan.target}: {plan.action} failed ({failure}); {rolled_back(connection, plan, context)}")
+    context.step(f"{plan.target.name}: rolling back")
+    report.fail(f"{plan.target.name}: {plan.action} failed ({failure}); {rolled_back(connection, plan, context)}")
     report.rolled_back = True
     return False
 
@@ -235,20 +147,21 @@ def make_live(connection: Connection, plan: TargetPlan, context: ExecuteContext,
 def install_and_activate(connection: Connection, plan: TargetPlan, context: ExecuteContext, report: HostReport) -> str | None:
     """None when the target is live with its new files; else why not."""
     if plan.changed:
-        context.step(f"{plan.target}: installing {len(plan.changed)} file(s)")
+        context.step(f"{plan.target.name}: installing {len(plan.changed)} file(s)")
         installed = run(connection, install_script(plan, context.root, context.backup))
         if installed.code != 0:
             return f"install: {(installed.stderr or installed.stdout).strip()}"
         report.changed += [f.file.path for f in plan.changed]
-    if plan.target == "iptables":
-        arm_iptables_revert(connection, context.backup)
-    context.step(f"{plan.target}: {plan.action}")
+    hook = plan.target.hook
+    if hook is not None:
+        hook.before(connection, context.backup)
+    context.step(f"{plan.target.name}: {plan.action}")
     activated = run(connection, activate_script(plan, context.init, context.inventory, context.host))
-    if plan.target == "iptables":
-        if activated.code != 0:
-            disarm_iptables_revert(connection, context.backup)
-        elif not confirm_iptables(context.settings, context.inventory, context.host, context.backup):
-            return "a new SSH connection failed after the rules changed; the host reverts them by itself"
+    if hook is not None:
+        reconnect = lambda: open_connection(context.inventory.hosts[context.host], context.settings)  # noqa: E731
+        refusal = hook.after(connection, context.backup, activated.code == 0, reconnect)
+        if refusal is not None:
+            return refusal
     if activated.code != 0:
         return (activated.stdout + activated.stderr).strip()
     return None
@@ -272,13 +185,13 @@ def execute_plan(connection: Connection, plan: HostPlan, context: ExecuteContext
         target_plan = pending.pop(0)
         if not make_live(connection, target_plan, context, report):
             if pending:
-                report.messages.append(f"not touched after the failure: {', '.join(t.target for t in pending)}")
+                report.messages.append(f"not touched after the failure: {', '.join(t.target.name for t in pending)}")
             return
 
 
 def cleanup(connection: Connection, root: str | None) -> None:
     """Remove the candidate tree, and all but the newest backups (they may hold old secrets)."""
-    remove = f"rm -rf {shlex.quote(root)}; " if root and root.startswith("/tmp/haops-candidate.") else ""
+    remove = f"rm -rf {shlex.quote(root)}; " if root and root.startswith(CANDIDATE_PREFIX) else ""
     prune = f"ls -1d {BACKUP_ROOT}/*/ 2>/dev/null | sort | head -n -{KEEP_BACKUPS} | xargs -r rm -rf"
     try:
         run(connection, remove + prune)

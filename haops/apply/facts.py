@@ -14,8 +14,8 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from haops.activation import activator
-from haops.services import DETECT_INIT
+from haops.targets.base import Target
+from haops.targets.daemon import DETECT_INIT
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class HostFacts:
     targets: dict[str, TargetState] = field(default_factory=dict)
 
 
-def fact_script(paths: Iterable[str], text_paths: Iterable[str], targets: Iterable[str]) -> str:
+def fact_script(paths: Iterable[str], text_paths: Iterable[str], targets: Iterable[Target]) -> str:
     lines = [f'echo "I $({DETECT_INIT})"']
     for path in sorted(set(paths)):
         quoted = shlex.quote(path)
@@ -42,9 +42,9 @@ def fact_script(paths: Iterable[str], text_paths: Iterable[str], targets: Iterab
     for path in sorted(set(text_paths)):
         quoted = shlex.quote(path)
         lines.append(f'if [ -f {quoted} ]; then echo "T "{quoted}" $(base64 -w0 < {quoted})"; fi')
-    for name in dict.fromkeys(targets):
-        spec = activator(name)
-        lines.append(f'if ( {spec.probe()} ) >/dev/null 2>&1; then a=1; else a=0; fi; echo "A {name} $a $({spec.generation()})"')
+    for target in dict.fromkeys(targets):
+        lines.append(f'if ( {target.probe()} ) >/dev/null 2>&1; then a=1; else a=0; fi; '
+                     f'echo "A {target.name} $a $({target.generation()})"')
     lines.append("true")
     return "\n".join(lines)
 

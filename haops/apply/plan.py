@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 
 from haops.apply.facts import HostFacts, TargetState
-from haops.targets.base import RenderedFile
+from haops.targets.base import RenderedFile, Target
 
 CREATE, UPDATE, UNCHANGED = "create", "update", "unchanged"
 RELOAD, START, ACTIVATE, NOTHING = "reload", "start", "activate", "nothing"
@@ -37,7 +37,7 @@ class FilePlan:
 
 @dataclass(frozen=True)
 class TargetPlan:
-    target: str
+    target: Target
     files: tuple[FilePlan, ...]
     action: str
     live_generation: str | None  # the generation to see replaced; None when not live before
@@ -79,16 +79,15 @@ def target_action(has_daemon: bool, changed: bool, state: TargetState | None) ->
     return ACTIVATE if changed or not live else NOTHING
 
 
-def plan_host(host: str, rendered: dict[str, list[RenderedFile]], facts: HostFacts, daemons: set[str],
-              init: str = "auto") -> HostPlan:
+def plan_host(host: str, rendered: dict[Target, list[RenderedFile]], facts: HostFacts, init: str = "auto") -> HostPlan:
     """`rendered` maps each target on the host to its files, in activation order. `init` is the
     inventory's word for the host; 'auto' takes what the facts detected."""
     targets = []
     for target, files in rendered.items():
         file_plans = tuple(FilePlan(f, facts.hashes.get(f.path), facts.modes.get(f.path)) for f in files)
-        state = facts.targets.get(target)
+        state = facts.targets.get(target.name)
         changed = any(f.action != UNCHANGED for f in file_plans)
-        action = target_action(target in daemons, changed, state)
+        action = target_action(target.daemon is not None, changed, state)
         generation = state.generation if state and state.live else None
         targets.append(TargetPlan(target, file_plans, action, generation))
     return HostPlan(host, facts.init if init == "auto" else init, tuple(targets))

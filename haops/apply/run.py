@@ -10,26 +10,18 @@ from __future__ import annotations
 import difflib
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from haops.activation import activator
-from haops.apply.execute import (
-    BACKUP_ROOT,
-    ExecuteContext,
-    HostReport,
-    check_on_host,
-    cleanup,
-    execute_plan,
-    new_run_id,
-)
+from haops.apply.execute import BACKUP_ROOT, ExecuteContext, HostReport, cleanup, execute_plan, new_run_id
 from haops.apply.facts import HostFacts, fact_script, parse_facts
 from haops.apply.lock import HostLock
 from haops.inventory.model import Inventory
 from haops.apply.plan import HostPlan, TargetPlan, plan_host
-from haops.targets import all_targets, get_target
+from haops.apply.remote_check import check_on_host
+from haops.targets import targets_by_host
 from haops.targets.base import RenderContext, RenderedFile, Target
 from haops.transport import HostFailure, SshSettings, open_connection, run
 from haops.apply.validation import check_files
@@ -58,35 +50,35 @@ class HostOutcome:
     diffs: list[str] | None = None
 
 
-def targets_by_host(inventory: Inventory) -> dict[str, list[Target]]:
-    hosts: dict[str, list[Target]] = {name: [] for name in inventory.hosts}
-    for target in all_targets():
-        for host in target.hosts(inventory):
-            hosts[host].append(target)
-    return {host: targets for host, targets in hosts.items() if targets}
-
-
-def render_host(inventory: Inventory, host: str, targets: list[Target], live: dict[str, str]) -> dict[str, list[RenderedFile]]:
+def render_host(inventory: Inventory, host: str, targets: list[Target], live: Mapping[str, str]) -> dict[Target, list[RenderedFile]]:
     context = RenderContext(live=live)
-    return {t.name: t.render(inventory, host, context) for t in targets}
+    return {t: t.render(inventory, host, context) for t in targets}
 
 
-def daemon_targets(targets: list[Target]) -> set[str]:
-    return {t.name for t in targets if activator(t.name).daemon is not None}
+def live_paths(rendered: dict[Target, list[RenderedFile]]) -> list[str]:
+    """The files whose current text rendering needs (a zone keeps its serial while unchanged)."""
+    return [f.path for target, files in rendered.items() if target.reads_live_files for f in files]
+
+
+def render_with_live(inventory: Inventory, host: str, targets: list[Target],
+                     read_texts: Callable[[list[str]], Mapping[str, str]]) -> dict[Target, list[RenderedFile]]:
+    """Render; when some target depends on the live files, read them and render again."""
+    first = render_host(inventory, host, targets, {})
+    paths = live_paths(first)
+    return render_host(inventory, host, targets, read_texts(paths)) if paths else first
 
 
 # --- one host --------------------------------------------------------------------------------------
 
 
-def read_facts(connection: Connection, inventory: Inventory, host: str, targets: list[Target]) -> tuple[HostFacts, dict[str, list[RenderedFile]]]:
+def read_facts(connection: Connection, inventory: Inventory, host: str, targets: list[Target]) -> tuple[HostFacts, dict[Target, list[RenderedFile]]]:
     first = render_host(inventory, host, targets, {})
     paths = [f.path for files in first.values() for f in files]
-    text_paths = [f.path for t in targets if t.reads_live_files for f in first[t.name]]
-    ran = run(connection, fact_script(paths, text_paths, [t.name for t in targets]))
+    ran = run(connection, fact_script(paths, live_paths(first), targets))
     if ran.code != 0:
         raise HostFailure(f"reading facts failed: {ran.stderr.strip()}")
     facts = parse_facts(ran.stdout)
-    rendered = render_host(inventory, host, targets, facts.texts) if text_paths else first
+    rendered = render_with_live(inventory, host, targets, lambda _: facts.texts)
     return facts, rendered
 
 
@@ -97,7 +89,7 @@ def diffs_for(connection: Connection, plan: HostPlan) -> list[str]:
         for file_plan in target.changed:
             file = file_plan.file
             old = run(connection, f"cat {shlex.quote(file.path)} 2>/dev/null").stdout if file_plan.before else ""
-            new_text, old_text = mask_pair(file, old, get_target(target.target).secret_lines)
+            new_text, old_text = mask_pair(file, old, target.target.secret_lines)
             lines = difflib.unified_diff(old_text.splitlines(True), new_text.splitlines(True), f"{plan.host}:{file.path} (live)", f"{plan.host}:{file.path} (new)")
             diffs.append("".join(lines))
     return diffs
@@ -108,7 +100,7 @@ def check_here(inventory: Inventory, host: str, plans: list[TargetPlan]) -> None
     A checker missing here is no reason to stop; the host runs it next."""
     refusals = []
     for plan in plans:
-        result = check_files(get_target(plan.target), inventory, host, plan.rendered)
+        result = check_files(plan.target, inventory, host, plan.rendered)
         if result.status == "failed":
             refusals.append(result.output)
     if refusals:
@@ -132,7 +124,7 @@ def apply_host(inventory: Inventory, host: str, targets: list[Target], options: 
         with HostLock(connection, host):
             step("reading facts")
             facts, rendered = read_facts(connection, inventory, host, targets)
-            plan = plan_host(host, rendered, facts, daemon_targets(targets), inventory.hosts[host].init)
+            plan = plan_host(host, rendered, facts, inventory.hosts[host].init)
             outcome.plan = plan
             if options.diff:
                 outcome.diffs = diffs_for(connection, plan)
@@ -143,7 +135,7 @@ def apply_host(inventory: Inventory, host: str, targets: list[Target], options: 
                 root = check_on_host(connection, inventory, host, to_check, step)
             if options.check:
                 report.changed = [f.file.path for t in plan.targets for f in t.changed]
-                report.reloads = [f"{t.target}:{t.action}" for t in plan.activations]
+                report.reloads = [f"{t.target.name}:{t.action}" for t in plan.activations]
             elif not plan.is_noop:
                 context = ExecuteContext(inventory, host, plan.init, root or "", f"{BACKUP_ROOT}/{run_id}", settings, step)
                 execute_plan(connection, plan, context, report)

@@ -20,7 +20,7 @@ CHECK_TIMEOUT_S = 60
 
 
 @dataclass(frozen=True)
-class CheckResult:
+class CheckerOutcome:
     host: str
     target: str
     status: str  # "ok", "failed" or "skipped"
@@ -48,7 +48,7 @@ def run_check(check: Check, root: Path) -> tuple[bool, str]:
     return done.returncode == 0, output.strip()
 
 
-def check_files(target: Target, inventory: Inventory, host: str, files: list[RenderedFile]) -> CheckResult:
+def check_files(target: Target, inventory: Inventory, host: str, files: list[RenderedFile]) -> CheckerOutcome:
     """Write `files` to a fresh temporary tree and run the target's checkers on it."""
     started = time.monotonic()
     secrets = [secret for file in files for secret in file.secrets]
@@ -59,7 +59,7 @@ def check_files(target: Target, inventory: Inventory, host: str, files: list[Ren
         missing = sorted({check.tool for check in checks if shutil.which(check.tool) is None})
         if missing:
             note = f"not installed here: {', '.join(missing)}"
-            return CheckResult(host, target.name, "skipped", tuple(c.label for c in checks), note, time.monotonic() - started)
+            return CheckerOutcome(host, target.name, "skipped", tuple(c.label for c in checks), note, time.monotonic() - started)
         outputs, passed = [], True
         for check in checks:
             ok, output = run_check(check, root)
@@ -68,19 +68,20 @@ def check_files(target: Target, inventory: Inventory, host: str, files: list[Ren
                 outputs.append(f"{check.label}: {output}")
     status = "ok" if passed else "failed"
     labels = tuple(check.label for check in checks)
-    return CheckResult(host, target.name, status, labels, mask("\n".join(outputs), secrets), time.monotonic() - started)
+    return CheckerOutcome(host, target.name, status, labels, mask("\n".join(outputs), secrets), time.monotonic() - started)
 
 
-def check_host(target: Target, inventory: Inventory, host: str, context: RenderContext) -> CheckResult:
+def check_host(target: Target, inventory: Inventory, host: str, context: RenderContext) -> CheckerOutcome:
     return check_files(target, inventory, host, target.render(inventory, host, context))
 
 
 def validate(inventory: Inventory, targets: list[Target], hosts: Iterable[str] | None = None,
-             context: RenderContext | None = None) -> list[CheckResult]:
+             context: RenderContext | None = None) -> list[CheckerOutcome]:
     """Render and check every (host, target) pair, in parallel; results in a stable order."""
     context = context or RenderContext()
-    wanted = set(hosts) if hosts is not None else None
-    pairs = [(t, h) for t in targets for h in t.hosts(inventory) if wanted is None or h in wanted]
+    from haops.targets import targets_by_host
+
+    pairs = [(t, h) for h, on_host in targets_by_host(inventory, hosts, targets).items() for t in on_host]
     with ThreadPoolExecutor(max_workers=max(2, (os.cpu_count() or 1) * 2)) as pool:
         results = list(pool.map(lambda pair: check_host(pair[0], inventory, pair[1], context), pairs))
     return sorted(results, key=lambda r: (r.host, r.target))

@@ -29,7 +29,7 @@ def apply(
     """Render, check on each host, install atomically, reload gracefully, prove it, roll back on failure."""
     from haops.apply.run import ApplyOptions
     from haops.apply.run import apply as run_apply
-    from haops.transport import settings_for
+    from haops.session import settings_for
 
     inv = load_inventory(inventory)
     hosts = select_hosts(inv, limit)

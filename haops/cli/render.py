@@ -10,14 +10,14 @@ from haops.cli.common import InventoryPath, load_inventory
 from haops.cli.output import err, out
 from haops.errors import UserError
 from haops.inventory.model import Inventory
-from haops.targets import TARGET_NAMES, all_targets, get_target
+from haops.targets import BUILT_IN, all_targets, get_target, targets_by_host
 from haops.targets.base import RenderContext, RenderedFile, Target
 from haops.apply.validation import write_tree
 from haops.secrets import MASK, mask
 
 
 def render(
-    target: str = typer.Argument(..., help=f"One of: {', '.join(TARGET_NAMES)}, or 'all'."),
+    target: str = typer.Argument(..., help=f"One of: {', '.join(BUILT_IN)}, or 'all'."),
     inventory: Path = InventoryPath,
     host: list[str] = typer.Option([], "--host", "-H", help="Only this host (repeatable)."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write files to DIR/<host>/<path> instead of printing."),
@@ -40,12 +40,8 @@ def _render_all(inv: Inventory, targets: list[Target], only: list[str]) -> dict[
     if unknown:
         raise UserError(f"unknown host {', '.join(unknown)}; hosts: {', '.join(inv.hosts)}")
     context = RenderContext()
-    rendered: dict[str, list[RenderedFile]] = {}
-    for target in targets:
-        for name in target.hosts(inv):
-            if not only or name in only:
-                rendered.setdefault(name, []).extend(target.render(inv, name, context))
-    return rendered
+    by_host = targets_by_host(inv, only or None, targets)
+    return {host: [f for t in on_host for f in t.render(inv, host, context)] for host, on_host in by_host.items()}
 
 
 def _write(rendered: dict[str, list[RenderedFile]], output: Path) -> None:

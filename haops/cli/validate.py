@@ -10,15 +10,15 @@ import typer
 
 from haops.cli.common import InventoryPath, JsonFlag, load_inventory
 from haops.cli.output import err, out
-from haops.targets import TARGET_NAMES, all_targets, get_target
-from haops.apply.validation import CheckResult
+from haops.targets import BUILT_IN, all_targets, get_target
+from haops.apply.validation import CheckerOutcome
 
 STYLE = {"ok": "green", "failed": "bold red", "skipped": "yellow"}
 
 
 def validate(
     inventory: Path = InventoryPath,
-    target: list[str] = typer.Option([], "--target", "-t", help=f"Only these targets: {', '.join(TARGET_NAMES)}."),
+    target: list[str] = typer.Option([], "--target", "-t", help=f"Only these targets: {', '.join(BUILT_IN)}."),
     host: list[str] = typer.Option([], "--host", "-H", help="Only this host (repeatable)."),
     as_json: bool = JsonFlag,
     strict: bool = typer.Option(False, "--strict", help="Fail when a checker is not installed, instead of skipping."),
@@ -37,7 +37,7 @@ def validate(
     raise typer.Exit(1 if failed else 0)
 
 
-def _table(results: list[CheckResult]) -> None:
+def _table(results: list[CheckerOutcome]) -> None:
     from rich.table import Table
 
     table = Table(title="haops validate", show_lines=False)

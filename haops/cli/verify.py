@@ -30,7 +30,7 @@ def verify(
         raise UserError(f"--junit {junit}: folder {junit.parent} does not exist")
     if as_pytest:
         raise typer.Exit(run_pytest(inventory, faults, pytest_args or []))
-    from haops.transport import settings_for
+    from haops.session import settings_for
     from haops.verify import report
     from haops.verify.run import verify as run_verify
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-BALANCERS = ("iptables", "lvs", "haproxy", "nginx", "apache")
 STICKY = ("none", "cookie", "source")
 
 
@@ -85,11 +86,10 @@ class Service:
     timeouts: Timeouts = field(default_factory=Timeouts)
     maxconn: int = 4096
     stats: Stats | None = None
-    lvs_mode: str = "nat"
-    persistence_s: int | None = None
-    nginx_plus: bool = False
-    next_upstream: tuple[str, ...] = ("error", "timeout")
-    manager_allow: tuple[IPv4Network, ...] = ()
+    # The balancer's own option blocks, keyed by block name: as written after parsing, checked
+    # and with defaults after the balancer's review.
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    method: str = ""  # the balancer's own name for `algorithm`, filled in by its review
 
     @property
     def weighted(self) -> bool:

@@ -164,3 +164,20 @@ def record_name(value: Any) -> str:
     if len(text) > 200 or not all(DNS_LABEL.fullmatch(label) for label in text.split(".")):
         raise ValueError(f"must be a record name such as www, a.b or '@', got {show(value)}")
     return text
+
+
+def seconds(value: Any) -> int:
+    milliseconds = duration_ms(value)
+    if milliseconds % 1000:
+        raise ValueError(f"must be whole seconds, got {value!r}")
+    return milliseconds // 1000
+
+
+def ipv4_networks(value: Any) -> list[Any]:
+    items = value if isinstance(value, list) else [value]
+    return [ipv4_network(item) for item in items]
+
+
+def process_name(value: Any) -> str:
+    """A process name as `killall` and `pidof` take it."""
+    return matching(re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$"), "a process name such as haproxy")(value)

@@ -29,7 +29,6 @@ from haops.lab.naming import (
 from haops.lab.network import DEFAULT_NETWORK
 from haops.lab.processes import ProcessRecord
 from haops.lab.ssh import (
-    fabric_connection,
     known_hosts_text,
     run_ssh,
     ssh_config_text,
@@ -169,7 +168,10 @@ class Lab:
 
     def connection(self, host: str) -> Connection:
         """A Fabric connection to the host that refuses unknown host keys."""
-        return fabric_connection(self.host(host), self.identity, self.known_hosts)
+        from haops.session import lab_settings
+        from haops.transport import connect_to
+
+        return connect_to(str(self.host(host).address), None, "root", self.identity, lab_settings(self))
 
     # --- faults --------------------------------------------------------------------
 

@@ -9,12 +9,8 @@ import time
 from collections.abc import Sequence
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from haops.lab.topology import LabHost
-
-if TYPE_CHECKING:
-    from fabric import Connection
 
 
 def known_hosts_text(host_keys: dict[LabHost, str]) -> str:
@@ -77,17 +73,3 @@ def wait_for_sshd(address: IPv4Address, timeout: float = 10) -> bool:
             return True
         time.sleep(0.01)
     return False
-
-
-def fabric_connection(host: LabHost, identity: Path, known_hosts: Path,
-                      connect_timeout: int = 5) -> Connection:
-    """A Fabric connection that refuses unknown host keys (Fabric auto-adds them by default)."""
-    from fabric import Connection
-    from paramiko import RejectPolicy
-
-    connection = Connection(str(host.address), user="root", connect_timeout=connect_timeout,
-                            connect_kwargs={"key_filename": str(identity), "look_for_keys": False,
-                                            "allow_agent": False})
-    connection.client.load_host_keys(str(known_hosts))
-    connection.client.set_missing_host_key_policy(RejectPolicy())
-    return connection

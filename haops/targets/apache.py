@@ -5,16 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from haops.inventory.model import Inventory, Service
+from haops.inventory.values import ipv4_networks
 from haops.render import render_template, whole_seconds
 from haops.targets.base import (
+    LEAST,
+    SPLIT,
+    SPREAD,
     BalancerTarget,
     Check,
+    OptionField,
     ProblemAt,
     RenderContext,
     RenderedFile,
+    TrafficPromise,
     services_on,
     under,
 )
+from haops.targets.daemon import Daemon
 
 CONFIG = "/etc/apache2/apache2.conf"
 MODULES_DIR = "/usr/lib/apache2/modules"
@@ -26,6 +33,13 @@ ALGORITHMS = {
     "leastconn": "bybusyness",
     "heartbeat": "heartbeat",
 }
+OPTIONS = {"manager": {"allow": OptionField(lambda v: tuple(ipv4_networks(v)), tuple(ipv4_networks(["127.0.0.1/32"])))}}
+# byrequests keeps each member's running score across failovers and child processes, so a
+# window of requests may be off by one per member; it evens out over time.
+DISTRIBUTION = {"byrequests": TrafficPromise(SPLIT, tolerance=1), "bybusyness": TrafficPromise(LEAST)}
+DAEMON = Daemon(name="apache2", unit="apache2", process="apache2", pidfile="/run/apache2/apache2.pid",
+                prepare="mkdir -p /run/apache2 /run/lock/apache2 /var/log/apache2",
+                start="apache2ctl start", reload="apache2ctl graceful")
 BASE_MODULES = ("mpm_event", "authz_core", "authz_host", "slotmem_shm", "proxy", "proxy_http", "proxy_balancer")
 THREADS_PER_CHILD = 25
 MIN_HEALTH_INTERVAL_MS = 100
@@ -42,7 +56,7 @@ exec apache2 -t -d "$1" -f "$2"
 
 def review(service: Service) -> list[ProblemAt]:
     problems: list[ProblemAt] = []
-    if service.algorithm == "heartbeat":
+    if service.method == "heartbeat":
         problems.append((("algorithm",), ("lbmethod heartbeat balances on load reports that every backend must multicast "
                          "with mod_heartbeat to a mod_heartmonitor listener; haops configures neither, and without "
                          "reports Apache finds no usable member (503). Use byrequests, bytraffic or bybusyness")))
@@ -54,8 +68,6 @@ def review(service: Service) -> list[ProblemAt]:
     if service.stats:
         problems.append((("stats",), ("Apache's status page is the balancer-manager at /balancer-manager on each "
                          "service, limited to manager.allow; haops does not add a password to it. Remove stats")))
-    if service.nginx_plus:
-        problems.append((("nginx", "plus"), "nginx.plus applies only to balancer nginx"))
     if service.health and service.health.interval_ms < MIN_HEALTH_INTERVAL_MS:
         problems.append((("health", "interval"), f"mod_proxy_hcheck needs an interval of at least {MIN_HEALTH_INTERVAL_MS}ms"))
     return problems
@@ -82,7 +94,7 @@ def member_parameters(service: Service, host: str, weight: int, backup: bool) ->
 
 
 def balancer_parameters(service: Service) -> str:
-    parameters = [f"lbmethod={service.algorithm}", f"maxattempts={service.retries}"]
+    parameters = [f"lbmethod={service.method}", f"maxattempts={service.retries}"]
     if service.sticky == "cookie":
         parameters += [f"stickysession={service.cookie}", f"nofailover={'Off' if service.redispatch else 'On'}"]
     return " ".join(parameters)
@@ -90,7 +102,7 @@ def balancer_parameters(service: Service) -> str:
 
 def modules(services: list[Service]) -> list[str]:
     wanted = list(BASE_MODULES)
-    wanted += sorted({f"lbmethod_{s.algorithm}" for s in services})
+    wanted += sorted({f"lbmethod_{s.method}" for s in services})
     if any(s.health for s in services):
         wanted.append("proxy_hcheck")  # its mod_watchdog is built into Debian's apache2
     if any(s.sticky == "cookie" for s in services):
@@ -103,13 +115,24 @@ def server_limit(services: list[Service]) -> int:
     return max(1, -(-sum(s.maxconn for s in services) // THREADS_PER_CHILD))
 
 
+def manager_allow(service: Service) -> tuple[object, ...]:
+    return tuple(service.options["manager"]["allow"])
+
+
 class ApacheTarget(BalancerTarget):
     name = "apache"
-    service = "apache2"
-    summary = "Apache mod_proxy_balancer: lbmethods, load factors, hot standby, hcheck, sticky routes"
+    daemon = DAEMON
+    algorithms = ALGORITHMS
+    option_blocks = OPTIONS
+
+    def review_service(self, service: Service) -> list[ProblemAt]:
+        return review(service)
+
+    def traffic(self, service: Service) -> TrafficPromise:
+        return DISTRIBUTION.get(service.method, TrafficPromise(SPREAD))
 
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
-        services = services_on(inventory, "apache", host)
+        services = services_on(inventory, self.name, host)
         text = render_template(
             "apache/apache2.conf.j2",
             source=Path(inventory.source).name,
@@ -121,6 +144,7 @@ class ApacheTarget(BalancerTarget):
             threads_per_child=THREADS_PER_CHILD,
             member_parameters=member_parameters,
             balancer_parameters=balancer_parameters,
+            manager_allow=manager_allow,
         )
         return [RenderedFile(CONFIG, text, 0o644)]
 

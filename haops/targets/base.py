@@ -1,16 +1,39 @@
-"""The interface every technology module implements."""
+"""The contract every technology implements. The stages call it without knowing which target they hold.
+
+A target says, for its technology:
+  review        its rules for the neutral inventory, as problems with key paths
+  hosts/render  the files each host gets; checks: the real checker argv for a candidate tree
+  probe         shell: exit 0 when the target is live at all (daemon running, rules loaded)
+  generation    shell: prints what a taking reload changes (worker PIDs); '' when unused
+  activate      shell: start, reload or load, for this init system
+  proof         shell: exit 0 once the *new* configuration is live; apply polls it to a deadline
+  refused       shell: exit 0 when the daemon itself says the new configuration was refused,
+                so apply stops waiting for the proof at once
+  stop          shell: stop it (rollback of a target that was not running before)
+  listeners     what it listens on once live; proofs and verify check its own processes hold them
+  hook          what only it needs around activation (the iptables revert guard)
+  state_checks  what verify checks on the host beyond files, daemon and listeners
+A balancer also says what each of its algorithms must show in traffic (BalancerTarget.traffic).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import shlex
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from haops.inventory.model import Inventory
+from haops.inventory.model import Inventory, Service
+from haops.targets.daemon import Daemon
 
-ProblemAt = tuple[tuple[str | int, ...], str]
+if TYPE_CHECKING:
+    from fabric import Connection
+
+KeyPath = tuple[str | int, ...]
+ProblemAt = tuple[KeyPath, str]
+ALWAYS = "true"
 
 
 @dataclass(frozen=True)
@@ -42,16 +65,58 @@ class RenderContext:
     live: Mapping[str, str] = field(default_factory=dict)
 
 
+class RemoteHost(Protocol):
+    """What a state check may ask of a host: testinfra's Host API, the part haops uses."""
+
+    def run(self, command: str, *args: Any) -> Any: ...
+
+    def file(self, path: str) -> Any: ...
+
+    @property
+    def iptables(self) -> Any: ...
+
+
+Verdict = tuple[str, str, str]  # expected, observed, status
+
+
+@dataclass(frozen=True)
+class StateCheck:
+    check: str
+    subject: str
+    probe: Callable[[RemoteHost], Verdict]
+
+
+class ActivationHook(Protocol):
+    """Around one target's activation on one host, for what only that technology needs."""
+
+    def before(self, connection: Connection, backup: str) -> None: ...
+
+    def after(self, connection: Connection, backup: str, activated: bool,
+              reconnect: Callable[[], Connection]) -> str | None:
+        """None when all is well; else why the activation must count as failed."""
+        ...
+
+
 class Target:
-    """One technology: which hosts it configures, their files, and how to check them."""
+    """One technology. Defaults describe a target with no daemon and nothing to prove."""
 
     name: ClassVar[str]
-    service: ClassVar[str | None]
-    summary: ClassVar[str]
+    daemon: ClassVar[Daemon | None] = None
     reads_live_files: ClassVar[bool] = False  # rendering depends on the host's current files
     # Regexes whose first group is a secret, for text haops did not render (a live file's old
     # values): masked in diffs whatever they were.
     secret_lines: ClassVar[tuple[str, ...]] = ()
+    hook: ClassVar[ActivationHook | None] = None
+    serves_backends: ClassVar[bool] = False  # a stand-in application verify may stop and start
+
+    # --- inventory and files ---------------------------------------------------------------
+
+    def review(self, inventory: Inventory) -> list[ProblemAt]:
+        return []
+
+    def resolve(self, inventory: Inventory) -> Inventory:
+        """The inventory with this target's resolved names filled in (after a clean review)."""
+        return inventory
 
     def hosts(self, inventory: Inventory) -> tuple[str, ...]:
         raise NotImplementedError
@@ -67,12 +132,108 @@ class Target:
         """Files the checks need in the candidate tree that are never installed."""
         return []
 
+    # --- going live --------------------------------------------------------------------------
+
+    def probe(self) -> str:
+        return self.daemon.running() if self.daemon else ALWAYS
+
+    def generation(self) -> str:
+        return self.daemon.generation() if self.daemon else "echo"
+
+    def activate(self, init: str, live: bool, files: list[RenderedFile]) -> str:
+        if self.daemon is None:
+            return ALWAYS
+        return self.daemon.reload_command(init) if live else self.daemon.start_command(init)
+
+    def proof(self, inventory: Inventory, host: str, files: list[RenderedFile], before: str | None) -> str:
+        """Running, its workers replaced when it ran before, and its own processes on its ports."""
+        checks = [self.probe()]
+        if before is not None:
+            checks.append(f'[ "$({self.generation()})" != {shlex.quote(before)} ]')
+        if self.daemon is not None:
+            checks += [self.daemon.holds_port(port) for port in sorted({p for _, p in self.listeners(inventory, host)})]
+        return " && ".join(f"( {check} )" for check in checks)
+
+    def refused(self) -> str | None:
+        return None
+
+    def stop(self, init: str) -> str | None:
+        return self.daemon.stop_command(init) if self.daemon else None
+
+    def listeners(self, inventory: Inventory, host: str) -> list[tuple[str, int]]:
+        return []
+
+    # --- verify -------------------------------------------------------------------------------
+
+    def state_checks(self, inventory: Inventory, host: str) -> list[StateCheck]:
+        return []
+
+
+# --- balancers ---------------------------------------------------------------------------------
+
+SPLIT, AFFINITY, LEAST, SPREAD = "split", "affinity", "least", "spread"
+
+
+@dataclass(frozen=True)
+class TrafficPromise:
+    """What a service's traffic must show, as a balancer promises it for the service's algorithm.
+
+    distribution  SPLIT: sequential new connections split exactly by weight (within `tolerance`);
+                  AFFINITY: one key, one backend; LEAST: a slow backend gets less; SPREAD: all serve
+    hashed_key    for AFFINITY: source, uri, header:NAME, cookie:NAME or arg:NAME
+    key_prefix    for AFFINITY on source: clients in one /N share a key (nginx ip_hash: 24)
+    dead_backend  health checks exist, so a stopped backend must stop getting connections
+    unsupported   why traffic cannot be measured on these hosts (None: it can)
+    """
+
+    distribution: str
+    tolerance: int = 0
+    hashed_key: str = "source"
+    key_prefix: int | None = None
+    dead_backend: bool = True
+    unsupported: str | None = None
+
+
+@dataclass(frozen=True)
+class OptionField:
+    """One key of a balancer's own option block in a service, e.g. `lvs: {mode: dr}`."""
+
+    check: Callable[[Any], Any]
+    default: Any = None
+
 
 class BalancerTarget(Target):
-    """A target that runs on the hosts of the services whose balancer it is."""
+    """A target that runs on the hosts of the services whose balancer it is.
+
+    `algorithms` maps what users may write (roundrobin, leastconn, source, ...) to the
+    balancer's own name; `option_blocks` are the service keys only this balancer reads."""
+
+    algorithms: ClassVar[Mapping[str, str]]
+    option_blocks: ClassVar[Mapping[str, Mapping[str, OptionField]]] = {}
 
     def hosts(self, inventory: Inventory) -> tuple[str, ...]:
         return hosts_running(inventory, self.name)
+
+    def review(self, inventory: Inventory) -> list[ProblemAt]:
+        from haops.targets.balancing import review_services
+
+        return review_services(self, inventory)
+
+    def resolve(self, inventory: Inventory) -> Inventory:
+        from haops.targets.balancing import resolve_services
+
+        return resolve_services(self, inventory)
+
+    def review_service(self, service: Service) -> list[ProblemAt]:
+        """This balancer's rules for one service (method and options resolved), paths inside it."""
+        return []
+
+    def listeners(self, inventory: Inventory, host: str) -> list[tuple[str, int]]:
+        services = services_on(inventory, self.name, host)
+        return [(str(s.vip), s.port) for s in services] + [("0.0.0.0", s.stats.port) for s in services if s.stats]
+
+    def traffic(self, service: Service) -> TrafficPromise:
+        return TrafficPromise(SPREAD)
 
 
 def under(root: Path, path: str) -> str:
@@ -80,7 +241,7 @@ def under(root: Path, path: str) -> str:
     return str(root / path.lstrip("/"))
 
 
-def services_on(inventory: Inventory, balancer: str, host: str) -> list:
+def services_on(inventory: Inventory, balancer: str, host: str) -> list[Service]:
     return [s for s in inventory.services.values() if s.balancer == balancer and host in s.hosts]
 
 

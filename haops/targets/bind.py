@@ -17,11 +17,17 @@ from haops.render import render_template
 from haops.targets.base import (
     Check,
     ProblemAt,
+    RemoteHost,
     RenderContext,
     RenderedFile,
+    StateCheck,
     Target,
+    Verdict,
     under,
 )
+from haops.targets.daemon import Daemon
+from haops.verify.probes import parse_serial, soa_serial
+from haops.verify.result import verdict
 
 CONFIG = "/etc/bind/named.conf"
 ZONE_DIR = "/etc/bind/haops"
@@ -177,11 +183,51 @@ def zones_on(inventory: Inventory, host: str) -> list[Zone]:
     return [zone for zone in inventory.zones.values() if host in zone.servers]
 
 
+DAEMON = Daemon(name="named", unit="named", process="named", pidfile="/run/named/named.pid",
+                prepare="mkdir -p /run/named && chown bind:bind /run/named",
+                start="named -u bind", reload="rndc reload")
+
+
+def serves_serials(inventory: Inventory, host: str, files: list[RenderedFile]) -> list[str]:
+    """Shell tests: the server answers each zone's SOA with the serial just written."""
+    address = str(inventory.hosts[host].address)
+    tests = []
+    for file in files:
+        serial = serial_in(file.text)
+        if serial is not None and file.path.startswith(f"{ZONE_DIR}/db."):
+            zone = file.path.removeprefix(f"{ZONE_DIR}/db.")
+            tests.append(f"[ \"$({soa_serial(address, zone)} | cut -d' ' -f3)\" = {serial} ]")
+    return tests
+
+
+def served_serials(inventory: Inventory, host: str, remote: RemoteHost) -> Verdict:
+    address = str(inventory.hosts[host].address)
+    pairs = []
+    for zone in zones_on(inventory, host):
+        written = serial_in(remote.file(zone_path(zone)).content_string)
+        pairs.append((zone.name, written, parse_serial(remote.run(soa_serial(address, zone.name)).stdout)))
+    ok = all(written is not None and written == served for _, written, served in pairs)
+    observed = " ".join(f"{zone}: file {written}, served {served}" for zone, written, served in pairs)
+    return "named serves the serial in its zone file", observed, verdict(ok)
+
+
 class BindTarget(Target):
     name = "bind"
-    service = "named"
+    daemon = DAEMON
     reads_live_files = True  # a zone keeps its serial while its content is unchanged
-    summary = "BIND authoritative zones: round-robin A records, delegations, content-driven serials"
+
+    def review(self, inventory: Inventory) -> list[ProblemAt]:
+        return [(("zones", zone.name, *path), message) for zone in inventory.zones.values() for path, message in review_zone(zone)]
+
+    def listeners(self, inventory: Inventory, host: str) -> list[tuple[str, int]]:
+        return [(str(inventory.hosts[host].address), 53)]
+
+    def proof(self, inventory: Inventory, host: str, files: list[RenderedFile], before: str | None) -> str:
+        """rndc reload is asynchronous: live means the new serials are served."""
+        return " && ".join(f"( {test} )" for test in [self.probe(), *serves_serials(inventory, host, files)])
+
+    def state_checks(self, inventory: Inventory, host: str) -> list[StateCheck]:
+        return [StateCheck("zone serial", host, lambda remote: served_serials(inventory, host, remote))]
 
     def hosts(self, inventory: Inventory) -> tuple[str, ...]:
         wanted = {host for zone in inventory.zones.values() for host in zone.servers}

@@ -7,6 +7,7 @@ protocol, after-sb-*, fencing, allow-two-primaries and the peer authentication l
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from haops.inventory.model import DrbdResource, Inventory
@@ -14,11 +15,15 @@ from haops.render import render_template
 from haops.targets.base import (
     Check,
     ProblemAt,
+    RemoteHost,
     RenderContext,
     RenderedFile,
+    StateCheck,
     Target,
+    Verdict,
     under,
 )
+from haops.verify.result import SKIP, verdict
 
 CONFIG_DIR = "/etc/drbd.d"
 HMAC_ALGORITHM = "sha256"
@@ -86,12 +91,34 @@ def resources_on(inventory: Inventory, host: str) -> list[DrbdResource]:
     return [r for r in inventory.drbd.values() if host in (node.host for node in r.nodes)]
 
 
+def adjust(files: list[RenderedFile]) -> str:
+    """`drbdadm adjust` applies a changed .res in place, where the kernel has DRBD; elsewhere
+    the files are written and that is said."""
+    names = " ".join(shlex.quote(f.path.rsplit("/", 1)[-1].removesuffix(".res")) for f in files)
+    return f'if [ -e /proc/drbd ]; then drbdadm adjust {names}; else echo "no DRBD kernel module: resource files written, not activated"; fi'
+
+
+def connected_and_up_to_date(remote: RemoteHost) -> Verdict:
+    if not remote.file("/proc/drbd").exists:
+        return "resources connected and up to date", "no DRBD kernel module on this host", SKIP
+    status = remote.run("drbdadm status all")
+    # `drbdadm status` names a connection state only when it is not Connected.
+    ok = status.rc == 0 and "connection:" not in status.stdout and "UpToDate" in status.stdout
+    return "resources connected and up to date", status.stdout.strip().replace("\n", " ")[:200], verdict(ok)
+
+
 class DrbdTarget(Target):
     name = "drbd"
-    # drbd.service's reload runs `drbdadm adjust all`, which applies a changed .res in place.
-    service = "drbd"
     secret_lines = (r'^\s*shared-secret\s+"([^"]*)"',)
-    summary = "DRBD 9 resources: full-mesh replication, split-brain policies, fencing and quorum"
+
+    def review(self, inventory: Inventory) -> list[ProblemAt]:
+        return [(("drbd", r.name, *path), message) for r in inventory.drbd.values() for path, message in review_resource(r)]
+
+    def activate(self, init: str, live: bool, files: list[RenderedFile]) -> str:
+        return adjust(files)
+
+    def state_checks(self, inventory: Inventory, host: str) -> list[StateCheck]:
+        return [StateCheck("DRBD state", host, connected_and_up_to_date)]
 
     def hosts(self, inventory: Inventory) -> tuple[str, ...]:
         wanted = {node.host for resource in inventory.drbd.values() for node in resource.nodes}

@@ -7,14 +7,19 @@ from pathlib import Path
 from haops.inventory.model import Inventory, Service
 from haops.render import render_template
 from haops.targets.base import (
+    AFFINITY,
+    LEAST,
+    SPLIT,
     BalancerTarget,
     Check,
     ProblemAt,
     RenderContext,
     RenderedFile,
+    TrafficPromise,
     services_on,
     under,
 )
+from haops.targets.daemon import Daemon
 
 CONFIG = "/etc/haproxy/haproxy.cfg"
 ALGORITHMS = {
@@ -25,11 +30,21 @@ ALGORITHMS = {
     "uri": "uri",
     "hdr": "hdr",
 }
+DISTRIBUTION = {"roundrobin": SPLIT, "static-rr": SPLIT, "leastconn": LEAST, "source": AFFINITY, "uri": AFFINITY, "hdr": AFFINITY}
+DAEMON = Daemon(
+    name="haproxy", unit="haproxy", process="haproxy", pidfile="/run/haproxy.pid",
+    prepare="mkdir -p /run/haproxy",
+    # Master-worker: USR2 makes the master re-read the config and start new workers,
+    # which inherit the listening sockets, so no connection is refused.
+    start=f"haproxy -W -D -p /run/haproxy.pid -f {CONFIG}",
+    reload='kill -USR2 "$(cat /run/haproxy.pid)"',
+)
 
 
 def review(service: Service) -> list[ProblemAt]:
+    """HAProxy's rules for one service whose method is resolved."""
     problems: list[ProblemAt] = []
-    wants_header = service.algorithm == "hdr"
+    wants_header = service.method == "hdr"
     has_header = bool(service.hash_key and service.hash_key.startswith("header:"))
     if wants_header and not has_header:
         problems.append((("hash_key",), "algorithm hdr needs the header to hash on, e.g. hash_key: header:X-User"))
@@ -39,19 +54,32 @@ def review(service: Service) -> list[ProblemAt]:
 
 
 def balance_line(service: Service) -> str:
-    if service.algorithm == "hdr" and service.hash_key:
+    if service.method == "hdr" and service.hash_key:
         return f"hdr({service.hash_key.split(':', 1)[1]})"
-    return service.algorithm
+    return service.method
+
+
+def traffic(service: Service) -> TrafficPromise:
+    if service.sticky == "source":
+        return TrafficPromise(AFFINITY)
+    key = service.hash_key or ("uri" if service.method == "uri" else "source")
+    return TrafficPromise(DISTRIBUTION[service.method], hashed_key=key)
 
 
 class HaproxyTarget(BalancerTarget):
     name = "haproxy"
-    service = "haproxy"
+    daemon = DAEMON
+    algorithms = ALGORITHMS
     secret_lines = (r"^\s*stats auth [^:\s]*:(\S+)",)
-    summary = "HAProxy frontends and backends: algorithms, health checks, stickiness, stats"
+
+    def review_service(self, service: Service) -> list[ProblemAt]:
+        return review(service)
+
+    def traffic(self, service: Service) -> TrafficPromise:
+        return traffic(service)
 
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
-        services = services_on(inventory, "haproxy", host)
+        services = services_on(inventory, self.name, host)
         text = render_template(
             "haproxy/haproxy.cfg.j2",
             source=Path(inventory.source).name,

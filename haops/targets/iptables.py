@@ -25,22 +25,33 @@ from __future__ import annotations
 import hashlib
 import shlex
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
 from math import gcd
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from haops.inventory.model import Backend, Inventory, Service
 from haops.render import render_template
 from haops.targets.base import (
+    SPLIT,
     BalancerTarget,
     Check,
     ProblemAt,
+    RemoteHost,
     RenderContext,
     RenderedFile,
+    StateCheck,
+    TrafficPromise,
+    Verdict,
     services_on,
     under,
 )
+from haops.verify.result import verdict
+
+if TYPE_CHECKING:
+    from fabric import Connection
 
 CONFIG = "/etc/haops/iptables.rules"
 TABLE = "nat"
@@ -49,6 +60,7 @@ HOOKS = (("PREROUTING", "HAOPS-PREROUTING"), ("OUTPUT", "HAOPS-OUTPUT"), ("POSTR
 MAX_CHAIN_NAME = 28  # XT_EXTENSION_MAXNAMELEN (29) minus the terminating NUL
 ALGORITHMS = {"roundrobin": "nth", "nth": "nth"}
 NOT_BALANCED = "(not balanced)"
+REVERT_SECONDS = 30
 
 
 def review(service: Service) -> list[ProblemAt]:
@@ -168,13 +180,119 @@ class _ServiceRules:
     rules: list[NthRule]
 
 
+# --- going live -------------------------------------------------------------------------------------
+
+
+def activate_script() -> str:
+    """One iptables-restore --noflush of haops' own chains, then the jumps into them, each only
+    if missing; then HAOPS-* chains the file no longer declares (a removed service's) are deleted,
+    being unreferenced once the hook chains are refilled."""
+    # `iptables -C` exits 1 when the rule is missing; anything else (4 under the xtables
+    # lock, 2 for a bad rule) is an error and must not be read as "absent".
+    hooks = [
+        f"iptables -w -t {TABLE} -C {builtin} -j {chain} 2>/dev/null; c=$?; "
+        f"if [ $c = 1 ]; then iptables -w -t {TABLE} -A {builtin} -j {chain}; elif [ $c != 0 ]; then exit $c; fi"
+        for builtin, chain in HOOKS
+    ]
+    stale = (f"for c in $(iptables-save -t {TABLE} | sed -n 's/^:\\({PREFIX}[^ ]*\\) .*/\\1/p'); do "
+             f"grep -q \"^:$c \" {CONFIG} || {{ iptables -w -t {TABLE} -F $c && iptables -w -t {TABLE} -X $c; }} || exit 1; done")
+    return " && ".join([f"iptables-restore -w --noflush {CONFIG}", *(f"( {h} )" for h in hooks), f"( {stale} )"])
+
+
+def proof_script(files: list[RenderedFile]) -> str:
+    """Every rule of the file loaded, and each jump exactly once."""
+    wanted = sum(1 for f in files for line in f.text.splitlines() if line.startswith("-A "))
+    rules = f"[ \"$(iptables-save -t {TABLE} | grep -c '^-A {PREFIX}')\" = {wanted} ]"
+    hooks = [f"[ \"$(iptables-save -t {TABLE} | grep -cx -- '-A {builtin} -j {chain}')\" = 1 ]" for builtin, chain in HOOKS]
+    return " && ".join([rules, *hooks])
+
+
+class RevertGuard:
+    """If the new rules cut SSH off, the host puts the old nat table back by itself; a fresh SSH
+    connection after the change proves they did not, and disarms it."""
+
+    def before(self, connection: Connection, backup: str) -> None:
+        from haops.transport import HostFailure, run
+
+        saved = shlex.quote(f"{backup}/iptables.{TABLE}")
+        script = "\n".join([
+            f"mkdir -p {shlex.quote(backup)} && iptables-save -t {TABLE} > {saved} || exit 1",
+            f"setsid sh -c 'sleep {REVERT_SECONDS}; iptables-restore -w -T {TABLE} < {saved}' </dev/null >/dev/null 2>&1 &",
+            f"echo $! > {revert_pid(backup)}",
+        ])
+        if run(connection, script).code != 0:
+            raise HostFailure("could not arm the iptables revert; nothing changed")
+
+    def after(self, connection: Connection, backup: str, activated: bool, reconnect: Callable[[], Connection]) -> str | None:
+        from haops.transport import HostFailure
+
+        if not activated:
+            disarm(connection, backup)
+            return None
+        try:
+            fresh = reconnect()
+        except HostFailure:
+            return "a new SSH connection failed after the rules changed; the host reverts them by itself"
+        try:
+            disarmed = disarm(fresh, backup)
+        finally:
+            fresh.close()
+        return None if disarmed else "could not disarm the iptables revert; the host will put the old rules back"
+
+
+def revert_pid(backup: str) -> str:
+    return f"/run/haops-iptables-revert.{Path(backup).name}.pid"
+
+
+def disarm(connection: Connection, backup: str) -> bool:
+    from haops.transport import run
+
+    pid = revert_pid(backup)
+    return run(connection, f'kill "$(cat {pid})" && rm -f {pid}').code == 0
+
+
+# --- verify -------------------------------------------------------------------------------------------
+
+
+def chains_once(host: RemoteHost) -> Verdict:
+    rules = host.iptables.rules(TABLE)
+    chains = [rule for rule in rules if rule.startswith(f"-N {PREFIX}")]
+    hooks = {chain: rules.count(f"-A {builtin} -j {chain}") for builtin, chain in HOOKS}
+    ours = [rule for rule in rules if rule.startswith(f"-A {PREFIX}")]
+    repeated = len(ours) - len(set(ours))
+    ok = all(count == 1 for count in hooks.values()) and not repeated and bool(chains)
+    observed = f"{len(chains)} chains, {len(ours)} rules ({repeated} repeated), jumps " + "/".join(str(c) for c in hooks.values())
+    return "every haops rule and jump exactly once", observed, verdict(ok)
+
+
 class IptablesTarget(BalancerTarget):
     name = "iptables"
-    service = None
-    summary = "iptables nth DNAT round robin (weighted by slots) in chains haops owns, via iptables-restore --noflush"
+    algorithms = ALGORITHMS
+    hook = RevertGuard()
+
+    def review_service(self, service: Service) -> list[ProblemAt]:
+        return review(service)
+
+    def traffic(self, service: Service) -> TrafficPromise:
+        return TrafficPromise(SPLIT, dead_backend=False)
+
+    def listeners(self, inventory: Inventory, host: str) -> list[tuple[str, int]]:
+        return []
+
+    def probe(self) -> str:
+        return f"iptables -w -t {TABLE} -S {HOOKS[0][1]} >/dev/null 2>&1"
+
+    def activate(self, init: str, live: bool, files: list[RenderedFile]) -> str:
+        return activate_script()
+
+    def proof(self, inventory: Inventory, host: str, files: list[RenderedFile], before: str | None) -> str:
+        return proof_script(files)
+
+    def state_checks(self, inventory: Inventory, host: str) -> list[StateCheck]:
+        return [StateCheck("iptables chains", host, chains_once)]
 
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
-        entries = [_ServiceRules(s, service_chain(s.name), dnat_rules(s)) for s in services_on(inventory, "iptables", host)]
+        entries = [_ServiceRules(s, service_chain(s.name), dnat_rules(s)) for s in services_on(inventory, self.name, host)]
         text = render_template(
             "iptables/iptables.rules.j2",
             source=Path(inventory.source).name,

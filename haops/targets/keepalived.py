@@ -24,12 +24,14 @@ the machine running it: when one is absent there, the check runs on a scratch co
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
 from haops.inventory.model import Inventory, VrrpInstance
 from haops.render import render_template
 from haops.targets.base import (
+    ALWAYS,
     Check,
     ProblemAt,
     RenderContext,
@@ -38,6 +40,7 @@ from haops.targets.base import (
     hosts_running,
     under,
 )
+from haops.targets.daemon import Daemon
 from haops.targets.lvs import decimal_seconds, virtual_server_blocks
 
 CONFIG = "/etc/keepalived/keepalived.conf"
@@ -85,11 +88,33 @@ def instances_on(inventory: Inventory, host: str) -> list[InstanceOnHost]:
     return [instance_on_host(inventory, i, host) for i in inventory.vrrp.values() if host in i.hosts]
 
 
+DAEMON = Daemon(name="keepalived", unit="keepalived", process="keepalived", pidfile="/run/keepalived.pid",
+                start=f"keepalived -f {CONFIG} -p /run/keepalived.pid",
+                reload='kill -HUP "$(cat /run/keepalived.pid)"')
+STATE_DUMP = "/tmp/keepalived.data"
+
+
+def instances_in_dump(inventory: Inventory, host: str) -> str:
+    """Shell: keepalived's own state dump (SIGUSR1) lists each instance with its priority and address."""
+    expected = []
+    for instance in inventory.vrrp.values():
+        if host in instance.hosts:
+            expected += [f"VRRP Instance = {instance.name}", f"Priority = {instance.priority(host)}", str(instance.vip)]
+    greps = " && ".join(f"grep -qF {shlex.quote(line)} {STATE_DUMP}" for line in expected) or ALWAYS
+    dump = f"rm -f {STATE_DUMP}; kill -USR1 {DAEMON.master_pid()}; sleep 0.2; [ -s {STATE_DUMP} ]"
+    return f"{dump} && {greps}"
+
+
 class KeepalivedTarget(Target):
     name = "keepalived"
-    service = "keepalived"
+    daemon = DAEMON
     secret_lines = (r"^\s*auth_pass\s+(\S+)",)
-    summary = "keepalived: VRRP instances with tracked daemons, and LVS virtual servers with health checks"
+
+    def review(self, inventory: Inventory) -> list[ProblemAt]:
+        return [(("vrrp", i.name, *path), message) for i in inventory.vrrp.values() for path, message in review_vrrp(i)]
+
+    def proof(self, inventory: Inventory, host: str, files: list[RenderedFile], before: str | None) -> str:
+        return f"( {self.probe()} ) && {instances_in_dump(inventory, host)}"
 
     def hosts(self, inventory: Inventory) -> tuple[str, ...]:
         wanted = {h for i in inventory.vrrp.values() for h in i.hosts} | set(hosts_running(inventory, "lvs"))

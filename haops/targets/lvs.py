@@ -22,13 +22,19 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from haops.inventory.model import Health, Inventory, Service
+from haops.inventory.values import one_of, seconds
 from haops.render import render_template
 from haops.targets.base import (
+    AFFINITY,
+    LEAST,
+    SPLIT,
     BalancerTarget,
     Check,
+    OptionField,
     ProblemAt,
     RenderContext,
     RenderedFile,
+    TrafficPromise,
     services_on,
     under,
 )
@@ -43,13 +49,20 @@ DEFAULT_PERSISTENCE_S = 300
 FORWARDING_FLAG = {"nat": "-m", "dr": "-g"}
 KEEPALIVED_KIND = {"nat": "NAT", "dr": "DR"}
 MAX_PERSISTENCE_S = 2_678_400  # ipvsadm's MAX_TIMEOUT: 31 days
+OPTIONS = {"lvs": {"mode": OptionField(one_of("nat", "dr"), "nat"), "persistence": OptionField(seconds, None)}}
+DISTRIBUTION = {"rr": SPLIT, "wrr": SPLIT, "lc": LEAST, "wlc": LEAST, "sh": AFFINITY}
+NO_IPVS = "needs the ip_vs kernel module (Vagrant VMs, real servers)"
+
+
+def mode(service: Service) -> str:
+    return str(service.options["lvs"]["mode"])
 
 
 def review(service: Service) -> list[ProblemAt]:
     problems: list[ProblemAt] = []
-    if service.weighted and service.algorithm in WEIGHTED_TWIN:
-        twin = WEIGHTED_TWIN[service.algorithm]
-        problems.append((("algorithm",), f"{service.algorithm} ignores weights, but the backends' weights differ; use {twin}"))
+    if service.weighted and service.method in WEIGHTED_TWIN:
+        twin = WEIGHTED_TWIN[service.method]
+        problems.append((("algorithm",), f"{service.method} ignores weights, but the backends' weights differ; use {twin}"))
     if service.sticky == "cookie":
         problems.append((("sticky",), ("LVS works at layer 4 and never sees HTTP cookies; use sticky: source "
                                       "(LVS persistence, lvs.persistence seconds) or an HTTP balancer such as haproxy")))
@@ -57,7 +70,7 @@ def review(service: Service) -> list[ProblemAt]:
         problems.append((("hash_key",), "LVS hashes only on the client address (algorithm source / sh); hash_key is for HTTP balancers"))
     if any(backend.backup for backend in service.backends):
         problems.append((("backends",), "LVS has no backup servers: every real server takes traffic; drop backup or use haproxy"))
-    if service.lvs_mode == "dr":
+    if mode(service) == "dr":
         problems.extend(_review_direct_routing(service))
     return problems
 
@@ -72,8 +85,9 @@ def _review_direct_routing(service: Service) -> list[ProblemAt]:
 
 def persistence_s(service: Service) -> int | None:
     """Seconds a client stays on its real server: lvs.persistence, else 300 s for sticky source."""
-    if service.persistence_s is not None:
-        return service.persistence_s
+    written = service.options["lvs"]["persistence"]
+    if written is not None:
+        return int(written)
     return DEFAULT_PERSISTENCE_S if service.sticky == "source" else None
 
 
@@ -98,8 +112,8 @@ class VirtualService:
 
 
 def virtual_service(service: Service) -> VirtualService:
-    servers = tuple(RealServer(b.address, b.port, service.lvs_mode, b.weight) for b in service.backends)
-    return VirtualService(service.vip, service.port, service.algorithm, persistence_s(service), servers)
+    servers = tuple(RealServer(b.address, b.port, mode(service), b.weight) for b in service.backends)
+    return VirtualService(service.vip, service.port, service.method, persistence_s(service), servers)
 
 
 def virtual_services(inventory: Inventory, host: str) -> list[VirtualService]:
@@ -200,6 +214,7 @@ def virtual_server_blocks(inventory: Inventory, host: str) -> str:
         "lvs/virtual_servers.conf.j2",
         services=services,
         persistence_s=persistence_s,
+        mode=mode,
         kind=KEEPALIVED_KIND,
         seconds=decimal_seconds,
         retries=health_retries,
@@ -219,9 +234,21 @@ def scratch_keepalived_conf(inventory: Inventory, host: str) -> str:
 
 
 class LvsTarget(BalancerTarget):
+    """The rules file is for hosts without keepalived; where keepalived runs, its virtual_server
+    blocks drive IPVS, so this target itself has nothing to start, load or prove."""
+
     name = "lvs"
-    service = None
-    summary = "LVS virtual services: ipvsadm-restore rules, and keepalived virtual_server blocks with health checks"
+    algorithms = ALGORITHMS
+    option_blocks = OPTIONS
+
+    def review_service(self, service: Service) -> list[ProblemAt]:
+        return review(service)
+
+    def traffic(self, service: Service) -> TrafficPromise:
+        return TrafficPromise(DISTRIBUTION[service.method], unsupported=NO_IPVS)
+
+    def listeners(self, inventory: Inventory, host: str) -> list[tuple[str, int]]:
+        return []
 
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
         text = render_template(

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Any
+
 from haops.inventory.model import Inventory, Service
+from haops.inventory.values import boolean, one_of
 from haops.render import render_template, whole_seconds
 from haops.targets.base import (
+    AFFINITY,
+    LEAST,
+    SPLIT,
+    SPREAD,
     BalancerTarget,
     Check,
+    OptionField,
     ProblemAt,
     RenderContext,
     RenderedFile,
+    TrafficPromise,
     services_on,
     under,
 )
+from haops.targets.daemon import Daemon
 
 CONFIG = "/etc/nginx/nginx.conf"
 PLUS_ONLY = "# NGINX Plus only"
@@ -28,6 +38,10 @@ ALGORITHMS = {
     "random": "random",
     "least_time": "least_time",
 }
+DISTRIBUTION = {"roundrobin": SPLIT, "least_conn": LEAST, "ip_hash": AFFINITY, "hash": AFFINITY}
+IP_HASH_PREFIX = 24  # ip_hash keys on the first three octets of the client address
+DAEMON = Daemon(name="nginx", unit="nginx", process="nginx", pidfile="/run/nginx.pid",
+                start=f"nginx -c {CONFIG}", reload=f"nginx -c {CONFIG} -s reload")
 NO_BACKUP_METHODS = ("hash", "ip_hash", "random")
 STICKY_COOKIE_ALGORITHMS = ("roundrobin",)
 STICKY_SOURCE_ALGORITHMS = ("roundrobin", "ip_hash")
@@ -53,6 +67,25 @@ exit $status
 """
 
 
+def next_upstream_list(value: Any) -> list[str]:
+    allowed = ("error", "timeout", "invalid_header", "http_500", "http_502", "http_503", "http_504", "http_403", "http_404", "http_429", "non_idempotent", "off")
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"must be a list of: {', '.join(allowed)}")
+    return [one_of(*allowed)(item) for item in value]
+
+
+OPTIONS = {"nginx": {"plus": OptionField(boolean, False),
+                     "next_upstream": OptionField(lambda v: tuple(next_upstream_list(v)), ("error", "timeout"))}}
+
+
+def plus(service: Service) -> bool:
+    return bool(service.options["nginx"]["plus"])
+
+
+def next_upstream(service: Service) -> tuple[str, ...]:
+    return tuple(service.options["nginx"]["next_upstream"])
+
+
 def review(service: Service) -> list[ProblemAt]:
     problems: list[ProblemAt] = []
     problems += _review_algorithm(service)
@@ -61,30 +94,30 @@ def review(service: Service) -> list[ProblemAt]:
     if service.stats:
         problems.append((("stats",), ("nginx has no stats page with a login: open-source nginx offers only stub_status "
                          "(no per-backend state, no password). Remove stats, or use balancer haproxy for a stats page")))
-    if "off" in service.next_upstream and len(service.next_upstream) > 1:
+    if "off" in next_upstream(service) and len(next_upstream(service)) > 1:
         problems.append((("nginx", "next_upstream"), "'off' disables retries and cannot be combined with other conditions"))
     return problems
 
 
 def _review_algorithm(service: Service) -> list[ProblemAt]:
-    if service.algorithm == "least_time" and not service.nginx_plus:
+    if service.method == "least_time" and not plus(service):
         return [(("algorithm",), ("least_time exists only in NGINX Plus (the commercial build); open-source nginx stops "
                  "with 'unknown directive \"least_time\"'. Set nginx.plus: true if these hosts run NGINX Plus, "
                  "or choose least_conn"))]
-    if service.algorithm == "hash" and not service.hash_key:
+    if service.method == "hash" and not service.hash_key:
         return [(("hash_key",), "algorithm hash needs a key, e.g. hash_key: uri, source, cookie:NAME, header:NAME or arg:NAME")]
-    if service.hash_key and service.algorithm != "hash":
-        return [(("hash_key",), f"nginx uses hash_key only with algorithm hash, not {service.algorithm}")]
+    if service.hash_key and service.method != "hash":
+        return [(("hash_key",), f"nginx uses hash_key only with algorithm hash, not {service.method}")]
     return []
 
 
 def _review_sticky(service: Service) -> list[ProblemAt]:
-    if service.sticky == "cookie" and service.algorithm not in STICKY_COOKIE_ALGORITHMS:
+    if service.sticky == "cookie" and service.method not in STICKY_COOKIE_ALGORITHMS:
         return [(("sticky",), (f"sticky: cookie makes nginx balance by a consistent hash of the {service.cookie} cookie, "
-                 f"which replaces algorithm {service.algorithm}; remove the algorithm or the stickiness"))]
-    if service.sticky == "source" and service.algorithm not in STICKY_SOURCE_ALGORITHMS:
+                 f"which replaces algorithm {service.method}; remove the algorithm or the stickiness"))]
+    if service.sticky == "source" and service.method not in STICKY_SOURCE_ALGORITHMS:
         return [(("sticky",), (f"sticky: source makes nginx balance by a hash of the client address, which replaces "
-                 f"algorithm {service.algorithm}; remove the algorithm, or use ip_hash"))]
+                 f"algorithm {service.method}; remove the algorithm, or use ip_hash"))]
     return []
 
 
@@ -119,16 +152,16 @@ def balancing_line(service: Service) -> str | None:
     """The upstream's balancing directive; None is nginx's default weighted round robin."""
     if service.sticky == "cookie":
         return f"hash ${sticky_variable(service)} consistent"
-    if service.sticky == "source" and service.algorithm == "roundrobin":
+    if service.sticky == "source" and service.method == "roundrobin":
         return "hash $remote_addr consistent"
-    if service.algorithm == "hash" and service.hash_key:
+    if service.method == "hash" and service.hash_key:
         return f"hash {hash_key_variable(service.hash_key)} consistent"
     return {
         "least_conn": "least_conn",
         "ip_hash": "ip_hash",
         "random": "random two",
         "least_time": "least_time header",
-    }.get(service.algorithm)
+    }.get(service.method)
 
 
 def server_parameters(service: Service, weight: int, backup: bool) -> str:
@@ -141,13 +174,29 @@ def server_parameters(service: Service, weight: int, backup: bool) -> str:
     return " ".join(parameters)
 
 
+def traffic(service: Service) -> TrafficPromise:
+    if service.sticky == "cookie":
+        return TrafficPromise(SPREAD)
+    if service.sticky == "source":
+        return TrafficPromise(AFFINITY)
+    prefix = IP_HASH_PREFIX if service.method == "ip_hash" else None
+    return TrafficPromise(DISTRIBUTION.get(service.method, SPREAD), hashed_key=service.hash_key or "source", key_prefix=prefix)
+
+
 class NginxTarget(BalancerTarget):
     name = "nginx"
-    service = "nginx"
-    summary = "Nginx upstreams: algorithms, weights, passive health, retries, stickiness"
+    daemon = DAEMON
+    algorithms = ALGORITHMS
+    option_blocks = OPTIONS
+
+    def review_service(self, service: Service) -> list[ProblemAt]:
+        return review(service)
+
+    def traffic(self, service: Service) -> TrafficPromise:
+        return traffic(service)
 
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
-        services = services_on(inventory, "nginx", host)
+        services = services_on(inventory, self.name, host)
         worker_connections = 2 * sum(s.maxconn for s in services)
         text = render_template(
             "nginx/nginx.conf.j2",
@@ -157,6 +206,7 @@ class NginxTarget(BalancerTarget):
             server_parameters=server_parameters,
             sticky_variable=sticky_variable,
             plus_only=PLUS_ONLY,
+            next_upstream=next_upstream,
             worker_connections=worker_connections,
         )
         return [RenderedFile(CONFIG, text, 0o644)]

@@ -12,10 +12,13 @@ from pathlib import Path
 from haops.inventory.model import Inventory
 from haops.render import render_template
 from haops.targets.base import Check, RenderContext, RenderedFile, Target, under
+from haops.targets.daemon import Daemon
 from haops.targets.nginx import CHECK_SCRIPT
 
 CONFIG = "/etc/haops/responder/nginx.conf"
 PREFIX = "/etc/haops/responder"
+DAEMON = Daemon(name="haops-responder", unit=None, process="nginx", pidfile="/run/haops-responder.pid",
+                start=f"nginx -c {CONFIG}", reload=f"nginx -c {CONFIG} -s reload")
 
 
 def ports_on(inventory: Inventory, host: str) -> list[int]:
@@ -24,8 +27,11 @@ def ports_on(inventory: Inventory, host: str) -> list[int]:
 
 class ResponderTarget(Target):
     name = "responder"
-    service = "haops-responder"
-    summary = "a test responder on each backend: answers its host name, /health"
+    daemon = DAEMON
+    serves_backends = True
+
+    def listeners(self, inventory: Inventory, host: str) -> list[tuple[str, int]]:
+        return [(str(inventory.hosts[host].address), port) for port in ports_on(inventory, host)]
 
     def hosts(self, inventory: Inventory) -> tuple[str, ...]:
         if not inventory.responders:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from haops.inventory.model import Inventory
 from haops.render import render_template
-from haops.targets.base import Check, RenderContext, RenderedFile, Target
+from haops.targets.base import ALWAYS, Check, RenderContext, RenderedFile, Target
 
 CONFIG = "/etc/sysctl.d/60-haops.conf"
 NONLOCAL_BIND = ("net.ipv4.ip_nonlocal_bind", "1", "balancers bind the VRRP address even on the host that does not hold it yet")
@@ -33,10 +34,23 @@ def settings_for(inventory: Inventory, host: str) -> list[tuple[str, str, str]]:
     return settings
 
 
+def holds_every_value() -> str:
+    """Shell: the kernel holds every value of the file, so a hand-changed setting is put back."""
+    return (f"[ -f {CONFIG} ] && grep -v '^#' {CONFIG} | while IFS='= ' read -r key value; do "
+            '[ -z "$key" ] || [ "$(sysctl -n "$key")" = "$value" ] || exit 1; done')
+
+
 class SysctlTarget(Target):
     name = "sysctl"
-    service = None
-    summary = "kernel settings: non-local bind for balancers, forwarding for DNAT and LVS NAT"
+
+    def probe(self) -> str:
+        return holds_every_value()
+
+    def activate(self, init: str, live: bool, files: list[RenderedFile]) -> str:
+        return " && ".join(f"sysctl -q -p {shlex.quote(f.path)}" for f in files) or ALWAYS
+
+    def proof(self, inventory: Inventory, host: str, files: list[RenderedFile], before: str | None) -> str:
+        return " && ".join(f'[ "$(sysctl -n {key})" = {value} ]' for key, value, _ in settings_for(inventory, host)) or ALWAYS
 
     def hosts(self, inventory: Inventory) -> tuple[str, ...]:
         return tuple(name for name in inventory.hosts if settings_for(inventory, name))

@@ -7,8 +7,10 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from ipaddress import ip_network
 
 from haops.inventory.model import Service, Zone
+from haops.targets.base import AFFINITY, LEAST, SPLIT, TrafficPromise
 from haops.verify import expect
 from haops.verify.context import VerifyContext
 from haops.verify.probes import (
@@ -39,13 +41,12 @@ def weights(service: Service) -> dict[str, int]:
 # --- distribution -------------------------------------------------------------------------------
 
 
-def distribution(ctx: VerifyContext, service: Service) -> CheckResult:
-    algorithm = service.algorithm
-    if algorithm in expect.EXACT and not (service.balancer == "nginx" and service.sticky == "cookie"):
-        return timed("split", service.name, lambda: exact_split(ctx, service))
-    if algorithm in expect.AFFINE or service.sticky == "source":
-        return timed("affinity", service.name, lambda: affinity(ctx, service))
-    if algorithm in expect.LEAST:
+def distribution(ctx: VerifyContext, service: Service, promise: TrafficPromise) -> CheckResult:
+    if promise.distribution == SPLIT:
+        return timed("split", service.name, lambda: exact_split(ctx, service, promise.tolerance))
+    if promise.distribution == AFFINITY:
+        return timed("affinity", service.name, lambda: affinity(ctx, service, promise))
+    if promise.distribution == LEAST:
         return timed("least connections", service.name, lambda: least_connections(ctx, service))
     return timed("spread", service.name, lambda: spread(ctx, service))
 
@@ -62,14 +63,13 @@ def settle(ctx: VerifyContext, service: Service, attempts: int = 10) -> bool:
     return False
 
 
-def exact_split(ctx: VerifyContext, service: Service) -> tuple[str, str, str]:
+def exact_split(ctx: VerifyContext, service: Service, tolerance: int) -> tuple[str, str, str]:
     shares = weights(service)
     settled = settle(ctx, service)
     requests = expect.cycle(shares) * math.ceil(MIN_REQUESTS / expect.cycle(shares))
     responses = parse_responses(ctx.sh(ctx.clients[0], http_loop(url(service), requests)))
     observed = by_backend(responses)
     failed = sum(not r.ok for r in responses)
-    tolerance = 1 if service.algorithm in expect.WITHIN_ONE else 0
     expected = expect.describe(expect.exact_split(shares, requests)) + (" (each within 1)" if tolerance else " exactly")
     text = expect.describe(observed) + (f", {failed} failed" if failed else "")
     text += "" if settled else " (a backend was out of rotation before measuring)"
@@ -77,26 +77,25 @@ def exact_split(ctx: VerifyContext, service: Service) -> tuple[str, str, str]:
     return f"{expected}, {requests} new connections", text, verdict(passed)
 
 
-def affinity(ctx: VerifyContext, service: Service) -> tuple[str, str, str]:
+def affinity(ctx: VerifyContext, service: Service, promise: TrafficPromise) -> tuple[str, str, str]:
     per_client: dict[str, Counter[str]] = {}
-    with extra_sources(ctx, service) as sources:
-        for variant, (host, script) in affinity_probes(ctx, service, sources).items():
+    with extra_sources(ctx, promise.hashed_key) as sources:
+        for variant, (host, script) in affinity_probes(ctx, service, promise.hashed_key, sources).items():
             per_client[variant] = by_backend(parse_responses(ctx.sh(host, script)))
     stays = expect.affinity_holds(per_client)
     distinct = expect.spread(per_client)
     observed = "; ".join(f"{variant}: {expect.describe(c)}" for variant, c in per_client.items())
-    if service.algorithm == "ip_hash":
-        # nginx's ip_hash keys on the first three octets: one /24 of clients is one key.
-        networks = {".".join(v.split(".")[:3]) for v in per_client}
-        return "each /24 of clients on one backend (ip_hash keys on the /24)", observed, verdict(stays and distinct <= len(networks))
+    if promise.key_prefix is not None:
+        networks = {ip_network(f"{v}/{promise.key_prefix}", strict=False) for v in per_client}
+        return (f"each /{promise.key_prefix} of clients on one backend (the balancer keys on the /{promise.key_prefix})",
+                observed, verdict(stays and distinct <= len(networks)))
     wants_spread = min(len(per_client), len(weights(service))) >= 2
     passed = stays and (distinct >= 2 or not wants_spread)
     return "each key on one backend, keys spread over 2 or more", observed, verdict(passed)
 
 
-def affinity_probes(ctx: VerifyContext, service: Service, sources: list[str]) -> dict[str, tuple[str, str]]:
+def affinity_probes(ctx: VerifyContext, service: Service, key: str, sources: list[str]) -> dict[str, tuple[str, str]]:
     """Variants of the hashed key, each sent 4 times: source addresses for source hashing, else paths/headers/cookies."""
-    key = hashed_key(service)
     client = ctx.clients[0]
     if key == "source":
         probes = {str(ctx.inventory.hosts[h].address): (h, http_loop(url(service), 4)) for h in ctx.traffic_sources(service, 4)}
@@ -114,15 +113,10 @@ def affinity_probes(ctx: VerifyContext, service: Service, sources: list[str]) ->
     return probes
 
 
-def hashed_key(service: Service) -> str:
-    """What the balancer hashes: 'source', 'uri', or 'header:NAME' / 'cookie:NAME' / 'arg:NAME'."""
-    return service.hash_key or ("uri" if service.algorithm == "uri" else "source")
-
-
 @contextmanager
-def extra_sources(ctx: VerifyContext, service: Service, wanted: int = 6) -> Iterator[list[str]]:
+def extra_sources(ctx: VerifyContext, hashed_key: str, wanted: int = 6) -> Iterator[list[str]]:
     """In the lab, spare lab addresses on the client, so source hashing sees several clients."""
-    if ctx.lab is None or not ctx.faults or hashed_key(service) != "source":
+    if ctx.lab is None or not ctx.faults or hashed_key != "source":
         yield []
         return
     network = ctx.lab.network

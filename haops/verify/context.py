@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from haops.errors import UserError
+from haops.targets import all_targets
+from haops.targets.base import Target
+from haops.targets.daemon import PLAIN
 from haops.inventory.model import Inventory, Service
 from haops.transport import HostFailure, SshSettings, open_connection, run
 
@@ -14,7 +17,6 @@ if TYPE_CHECKING:
 
     from haops.lab import Lab
 
-RESPONDER_CONFIG = "/etc/haops/responder/nginx.conf"
 
 
 @dataclass
@@ -47,12 +49,20 @@ class VerifyContext:
         return ran.stdout
 
     def stop_responder(self, host: str) -> None:
-        self.sh(host, f"nginx -c {RESPONDER_CONFIG} -s stop; for i in $(seq 50); do [ -e /run/haops-responder.pid ] || exit 0; sleep 0.1; done; exit 1")
+        """Stop the stand-in application on a backend, and wait (bounded) until it is gone."""
+        target = stand_in()
+        self.sh(host, f"{target.stop(PLAIN)}; for i in $(seq 50); do ( {target.probe()} ) || exit 0; sleep 0.1; done; exit 1")
 
     def start_responder(self, host: str) -> None:
-        self.sh(host, f"[ -e /run/haops-responder.pid ] || nginx -c {RESPONDER_CONFIG}")
+        target = stand_in()
+        self.sh(host, f"( {target.probe()} ) || ( {target.activate(PLAIN, False, [])} )")
 
     def close(self) -> None:
         for connection in self.connections.values():
             connection.close()
         self.connections.clear()
+
+
+def stand_in() -> Target:
+    """The target that answers for backends in test clusters (verify stops it to fake a dead one)."""
+    return next(t for t in all_targets() if t.serves_backends)

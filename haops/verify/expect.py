@@ -6,16 +6,6 @@ from collections import Counter
 from functools import reduce
 from math import gcd
 
-# Algorithms whose sequential new connections split exactly by weight over whole cycles.
-EXACT = {"nth", "rr", "wrr", "roundrobin", "static-rr", "byrequests"}
-# Apache's byrequests keeps each member's running score across failovers and child
-# processes, so a window of requests may be off by one per member; it evens out over time.
-WITHIN_ONE = {"byrequests"}
-# Algorithms that keep one client on one backend.
-AFFINE = {"source", "sh", "ip_hash", "hash", "uri", "hdr"}
-LEAST = {"leastconn", "least_conn", "lc", "wlc", "bybusyness"}
-
-
 def cycle(weights: dict[str, int]) -> int:
     """Requests in one full round of a weighted round robin (weights in lowest terms)."""
     divisor = reduce(gcd, weights.values())

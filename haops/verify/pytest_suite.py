@@ -16,7 +16,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "result" not in metafunc.fixturenames:
         return
     from haops import inventory
-    from haops.transport import settings_for
+    from haops.session import settings_for
     from haops.verify.run import verify
 
     inv = inventory.load(os.environ["HAOPS_VERIFY_INVENTORY"])

@@ -6,7 +6,10 @@ import time
 from collections.abc import Callable
 
 from haops.inventory.model import Inventory, Service
-from haops.transport import HostFailure, SshSettings, running_lab
+from haops.session import running_lab
+from haops.transport import HostFailure, SshSettings
+from haops.targets import balancers
+from haops.targets.base import TrafficPromise
 from haops.verify import behaviour
 from haops.verify.context import VerifyContext
 from haops.verify.result import FAIL, SKIP, CheckResult
@@ -17,13 +20,14 @@ Progress = Callable[[str], None]
 
 def traffic_checks(ctx: VerifyContext) -> list[Callable[[], CheckResult | list[CheckResult]]]:
     """Undisturbed measurements first (splits, then cookies), failures last, so no fault skews a split."""
-    services = list(ctx.inventory.services.values())
-    ipvs = [s for s in services if s.balancer == "lvs"]
-    tested = [s for s in services if s.balancer != "lvs"]
-    checks: list[Callable[[], CheckResult | list[CheckResult]]] = [lambda s=s: lvs_skipped(s) for s in ipvs]
-    checks += [lambda s=s: behaviour.distribution(ctx, s) for s in tested]
-    checks += [lambda s=s: behaviour.stickiness(ctx, s) for s in tested if s.sticky == "cookie"]
-    checks += [lambda s=s: behaviour.health(ctx, s) for s in tested if s.balancer != "iptables"]
+    known = balancers()
+    promised = [(s, known[s.balancer].traffic(s)) for s in ctx.inventory.services.values()]
+    measurable = [(s, p) for s, p in promised if p.unsupported is None]
+    checks: list[Callable[[], CheckResult | list[CheckResult]]] = [
+        lambda s=s, p=p: unsupported(s, p) for s, p in promised if p.unsupported is not None]
+    checks += [lambda s=s, p=p: behaviour.distribution(ctx, s, p) for s, p in measurable]
+    checks += [lambda s=s: behaviour.stickiness(ctx, s) for s, _ in measurable if s.sticky == "cookie"]
+    checks += [lambda s=s: behaviour.health(ctx, s) for s, p in measurable if p.dead_backend]
     for zone in ctx.inventory.zones.values():
         for server in zone.servers:
             checks.append(lambda zone=zone, server=server: behaviour.dns_rotation(ctx, zone, server))
@@ -31,8 +35,8 @@ def traffic_checks(ctx: VerifyContext) -> list[Callable[[], CheckResult | list[C
     return checks
 
 
-def lvs_skipped(service: Service) -> CheckResult:
-    return CheckResult("traffic", service.name, "LVS balances", "needs the ip_vs kernel module (Vagrant VMs, real servers)", SKIP)
+def unsupported(service: Service, promise: TrafficPromise) -> CheckResult:
+    return CheckResult("traffic", service.name, f"{service.balancer} balances", str(promise.unsupported), SKIP)
 
 
 def guarded(check: Callable[[], CheckResult | list[CheckResult]]) -> list[CheckResult]:

@@ -6,10 +6,11 @@ import getpass
 import hashlib
 from typing import TYPE_CHECKING
 
-from haops.activation import activator
+from haops.apply.run import render_with_live
 from haops.inventory.model import Inventory
-from haops.targets import all_targets
-from haops.targets.base import RenderContext, Target
+from haops.targets import targets_by_host
+from haops.targets.base import Target
+from haops.targets.daemon import Daemon
 from haops.transport import USER_KNOWN_HOSTS, SshSettings
 from haops.verify.result import SKIP, CheckResult, timed, verdict
 
@@ -37,28 +38,22 @@ def host_checks(inventory: Inventory, name: str, targets: list[Target], settings
     results = []
     for target in targets:
         results.append(timed("config", f"{name} {target.name}", lambda t=target: config_matches(inventory, name, t, host)))
-        spec = activator(target.name)
-        if spec.daemon is not None:
-            results.append(timed("running", f"{name} {spec.daemon.name}", lambda s=spec: running(host, s.probe())))
-        for address, port in spec.listeners(inventory, name):
-            where = f"tcp://{address}:{port}"
-            results.append(timed("listening", f"{name} {where}", lambda w=where: listening(host, w)))
-        if target.name == "iptables":
-            results.append(timed("iptables chains", name, lambda: iptables_chains_once(inventory, name, host)))
-        if target.name == "bind":
-            results.append(timed("zone serial", name, lambda: served_serials(inventory, name, host)))
-        if target.name == "drbd":
-            results.append(timed("DRBD state", name, lambda: drbd_state(inventory, name, host)))
+        daemon = target.daemon
+        if daemon is not None:
+            results.append(timed("running", f"{name} {daemon.name}", lambda t=target: running(host, t.probe())))
+            for address, port in target.listeners(inventory, name):
+                where = f"tcp://{address}:{port}"
+                results.append(timed("listening", f"{name} {where}", lambda p=port, d=daemon: listening(host, d, p)))
+        for check in target.state_checks(inventory, name):
+            results.append(timed(check.check, check.subject, lambda c=check: c.probe(host)))
     return results
 
 
 def config_matches(inventory: Inventory, name: str, target: Target, host: Host) -> tuple[str, str, str]:
-    live = {}
-    if target.reads_live_files:
-        for file in target.render(inventory, name, RenderContext()):
-            remote = host.file(file.path)
-            live[file.path] = remote.content_string if remote.exists else ""
-    files = target.render(inventory, name, RenderContext(live=live))
+    def live_texts(paths: list[str]) -> dict[str, str]:
+        return {path: host.file(path).content_string if host.file(path).exists else "" for path in paths}
+
+    files = render_with_live(inventory, name, [target], live_texts)[target]
     wrong = []
     for file in files:
         remote = host.file(file.path)
@@ -73,57 +68,18 @@ def running(host: Host, probe: str) -> tuple[str, str, str]:
     return "running", "running" if ok else "not running", verdict(ok)
 
 
-def listening(host: Host, spec: str) -> tuple[str, str, str]:
-    ok = host.socket(spec).is_listening
-    return "listening", "listening" if ok else "nothing listens", verdict(ok)
-
-
-def iptables_chains_once(inventory: Inventory, name: str, host: Host) -> tuple[str, str, str]:
-    from haops.targets.iptables import HOOKS
-
-    rules = host.iptables.rules("nat")
-    chains = [rule for rule in rules if rule.startswith("-N HAOPS-")]
-    hooks = {chain: rules.count(f"-A {builtin} -j {chain}") for builtin, chain in HOOKS}
-    ours = [rule for rule in rules if rule.startswith("-A HAOPS-")]
-    repeated = len(ours) - len(set(ours))
-    ok = all(count == 1 for count in hooks.values()) and not repeated and bool(chains)
-    observed = f"{len(chains)} chains, {len(ours)} rules ({repeated} repeated), jumps " + "/".join(str(c) for c in hooks.values())
-    return "every haops rule and jump exactly once", observed, verdict(ok)
-
-
-def served_serials(inventory: Inventory, name: str, host: Host) -> tuple[str, str, str]:
-    from haops.targets.bind import serial_in, zone_path
-    from haops.verify.probes import parse_serial, soa_serial
-
-    address = str(inventory.hosts[name].address)
-    pairs = []
-    for zone in inventory.zones.values():
-        if name in zone.servers:
-            written = serial_in(host.file(zone_path(zone)).content_string)
-            pairs.append((zone.name, written, parse_serial(host.run(soa_serial(address, zone.name)).stdout)))
-    ok = all(written is not None and written == served for _, written, served in pairs)
-    observed = " ".join(f"{zone}: file {written}, served {served}" for zone, written, served in pairs)
-    return "named serves the serial in its zone file", observed, verdict(ok)
-
-
-def drbd_state(inventory: Inventory, name: str, host: Host) -> tuple[str, str, str]:
-    if not host.file("/proc/drbd").exists:
-        return "resources connected and up to date", "no DRBD kernel module on this host", SKIP
-    status = host.run("drbdadm status all")
-    # `drbdadm status` names a connection state only when it is not Connected.
-    ok = status.rc == 0 and "connection:" not in status.stdout and "UpToDate" in status.stdout
-    return "resources connected and up to date", status.stdout.strip().replace("\n", " ")[:200], verdict(ok)
+def listening(host: Host, daemon: Daemon, port: int) -> tuple[str, str, str]:
+    """Its own processes hold the port: a squatter on it does not count."""
+    listens = host.run(f"ss -ltnH 'sport = :{port}' | grep -q .").rc == 0
+    ours = host.run(daemon.holds_port(port)).rc == 0
+    observed = f"{daemon.process} listens" if ours else ("another process listens" if listens else "nothing listens")
+    return f"{daemon.process} listens", observed, verdict(ours)
 
 
 def state_checks(inventory: Inventory, settings: SshSettings, hosts: list[str]) -> list[CheckResult]:
     from concurrent.futures import ThreadPoolExecutor
 
-    by_host: dict[str, list[Target]] = {}
-    for target in all_targets():
-        for name in target.hosts(inventory):
-            if name in hosts:
-                by_host.setdefault(name, []).append(target)
+    by_host = targets_by_host(inventory, hosts)
     with ThreadPoolExecutor(max_workers=4) as pool:
         batches = pool.map(lambda item: host_checks(inventory, item[0], item[1], settings), by_host.items())
     return [result for batch in batches for result in batch]
-

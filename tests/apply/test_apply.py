@@ -20,7 +20,8 @@ from haops.apply import execute
 from haops.apply.run import ApplyOptions, HostOutcome, apply
 from haops.apply.lock import LEASE_S, LOCK, HostLock
 from haops.cli import main
-from haops.transport import HostFailure, SshSettings, open_connection, settings_for
+from haops.session import settings_for
+from haops.transport import HostFailure, SshSettings, open_connection
 from tests.apply.conftest import Cluster
 
 pytestmark = pytest.mark.lab

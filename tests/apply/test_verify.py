@@ -19,7 +19,7 @@ import yaml
 from haops import inventory
 from haops.apply.run import ApplyOptions, apply
 from haops.cli import main
-from haops.transport import running_lab, settings_for
+from haops.session import running_lab, settings_for
 from haops.verify import behaviour
 from haops.verify.context import VerifyContext
 from haops.verify.result import FAIL, PASS, SKIP

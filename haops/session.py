@@ -1,0 +1,39 @@
+"""Which key and known_hosts a run uses: a running lab's own, or the user's ~/.ssh.
+
+It sits above transport and the lab, so that transport knows nothing of labs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from haops.inventory.model import Inventory
+from haops.transport import SshSettings
+
+if TYPE_CHECKING:
+    from haops.lab import Lab
+
+
+def running_lab(inventory: Inventory) -> Lab | None:
+    """The running lab the inventory names, if any."""
+    if inventory.lab is None:
+        return None
+    from haops.lab import Lab, LabError
+
+    try:
+        return Lab.existing(inventory.lab.name)
+    except LabError:
+        return None
+
+
+def lab_settings(lab: Lab, trust_new_hosts: bool = False) -> SshSettings:
+    # Only the lab's own known_hosts: a stale ~/.ssh entry for a lab address must not refuse it.
+    return SshSettings((lab.known_hosts,), lab.identity, trust_new_hosts, lab.known_hosts,
+                       forced_user="root", use_user_known_hosts=False)
+
+
+def settings_for(inventory: Inventory, trust_new_hosts: bool = False) -> SshSettings:
+    """The lab's key and known_hosts when the inventory names a running lab; else ~/.ssh."""
+    lab = running_lab(inventory)
+    if lab is None:
+        return SshSettings((), None, trust_new_hosts)
+    return lab_settings(lab, trust_new_hosts)

@@ -1,0 +1,65 @@
+"""How a daemon is started, reloaded, stopped and seen reloaded, with systemd or without it.
+
+Everything here is data: shell snippets that apply runs over SSH. Lab hosts have no systemd,
+so each daemon also has a plain form that detaches from the SSH session (the daemon's own
+daemonize flag, or setsid), so the channel never hangs.
+
+A reload's exit code is not proof (nginx -s reload exits 0 when the reload fails; rndc reload
+is asynchronous), so each daemon names a *generation*: something that must change when the
+new configuration is live (the set of worker PIDs).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+SYSTEMD = "systemd"
+PLAIN = "none"
+DETECT_INIT = "if [ -d /run/systemd/system ]; then echo systemd; else echo none; fi"
+
+# Children of the master: they are replaced when a reload takes effect.
+WORKERS = 'for p in $(pidof {process} 2>/dev/null); do [ "$(ps -o ppid= -p $p | tr -d " ")" = "$m" ] && echo $p; done | sort -n | xargs'
+
+
+@dataclass(frozen=True)
+class Daemon:
+    name: str
+    unit: str | None  # None: no systemd unit ships for it, so it runs plain everywhere
+    process: str
+    pidfile: str
+    start: str
+    reload: str
+    prepare: str = "true"
+
+    def master_pid(self) -> str:
+        """Shell expression: the master's PID, or empty."""
+        return f"$(cat {shlex.quote(self.pidfile)} 2>/dev/null)"
+
+    def running(self) -> str:
+        """Shell test: true when the master runs."""
+        return f'm={self.master_pid()}; [ -n "$m" ] && kill -0 "$m" 2>/dev/null'
+
+    def generation(self) -> str:
+        """Shell snippet printing the worker PIDs, which a taking reload replaces."""
+        return f"m={self.master_pid()}; " + WORKERS.format(process=shlex.quote(self.process))
+
+    def holds_port(self, port: int) -> str:
+        """Shell test: a process of this daemon (not a squatter) listens on the TCP port."""
+        owner = shlex.quote(f'(("{self.process}",')
+        return f"ss -ltnpH 'sport = :{port}' | grep -qF {owner}"
+
+    def start_command(self, init: str) -> str:
+        if init == SYSTEMD and self.unit:
+            return f"systemctl start {self.unit}"
+        return f"{self.prepare} && {self.start}"
+
+    def reload_command(self, init: str) -> str:
+        if init == SYSTEMD and self.unit:
+            return f"systemctl reload {self.unit}"
+        return self.reload
+
+    def stop_command(self, init: str) -> str:
+        if init == SYSTEMD and self.unit:
+            return f"systemctl stop {self.unit}"
+        return f'm={self.master_pid()}; [ -z "$m" ] || kill "$m"'
