@@ -41,7 +41,15 @@ def weights(service: Service) -> dict[str, int]:
 # --- distribution -------------------------------------------------------------------------------
 
 
-def distribution(ctx: VerifyContext, service: Service, promise: TrafficPromise) -> CheckResult:
+def promised(service: Service) -> TrafficPromise:
+    """What the service's balancer promises its algorithm shows in traffic."""
+    from haops.targets import balancers
+
+    return balancers()[service.balancer].traffic(service)
+
+
+def distribution(ctx: VerifyContext, service: Service, promise: TrafficPromise | None = None) -> CheckResult:
+    promise = promise or promised(service)
     if promise.distribution == SPLIT:
         return timed("split", service.name, lambda: exact_split(ctx, service, promise.tolerance))
     if promise.distribution == AFFINITY:

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from haops.inventory.model import Inventory, Service
 from haops.session import running_lab
 from haops.transport import HostFailure, SshSettings
-from haops.targets import balancers
 from haops.targets.base import TrafficPromise
 from haops.verify import behaviour
 from haops.verify.context import VerifyContext
@@ -20,8 +19,7 @@ Progress = Callable[[str], None]
 
 def traffic_checks(ctx: VerifyContext) -> list[Callable[[], CheckResult | list[CheckResult]]]:
     """Undisturbed measurements first (splits, then cookies), failures last, so no fault skews a split."""
-    known = balancers()
-    promised = [(s, known[s.balancer].traffic(s)) for s in ctx.inventory.services.values()]
+    promised = [(s, behaviour.promised(s)) for s in ctx.inventory.services.values()]
     measurable = [(s, p) for s, p in promised if p.unsupported is None]
     checks: list[Callable[[], CheckResult | list[CheckResult]]] = [
         lambda s=s, p=p: unsupported(s, p) for s, p in promised if p.unsupported is not None]
