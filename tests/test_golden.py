@@ -8,19 +8,22 @@ and review the diff.
 from __future__ import annotations
 
 import difflib
+import shutil
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from haops import inventory
-from haops.targets import get_target
-from haops.targets.base import RenderContext
-from tests.conftest import GOLDEN
+from haops.model import Inventory
+from haops.targets import all_targets, get_target
+from haops.targets.base import RenderContext, RenderedFile
+from tests.conftest import GOLDEN, ROOT
 
 pytestmark = pytest.mark.golden
 GOLDEN_DAY = date(2026, 1, 2)
 CASES = sorted(path.parent for path in GOLDEN.glob("*/*/inventory.yml"))
+INVENTORIES = ROOT / "inventories"
 
 
 def rendered_tree(case: Path) -> dict[str, str]:
@@ -66,3 +69,21 @@ def test_rendering_matches_golden(case: Path, update_golden: bool) -> None:
         if text != expected[name]:
             diff = difflib.unified_diff(expected[name].splitlines(True), text.splitlines(True), f"golden/{name}", f"rendered/{name}")
             pytest.fail("".join(diff))
+
+
+def rendered_everything(inv: Inventory) -> dict[str, RenderedFile]:
+    """Every file of every target on every host, keyed by target, host and path."""
+    context = RenderContext(today=GOLDEN_DAY)
+    return {f"{target.name}:{host}{file.path}": file
+            for target in all_targets() for host in target.hosts(inv) for file in target.render(inv, host, context)}
+
+
+@pytest.mark.parametrize("name", ["example.yml", "vagrant.yml"])
+def test_a_renamed_copy_elsewhere_renders_the_same_files(name: str, tmp_path: Path) -> None:
+    original = INVENTORIES / name
+    copy = tmp_path / "elsewhere" / f"renamed-{name}"
+    copy.parent.mkdir()
+    shutil.copyfile(original, copy)
+    expected = rendered_everything(inventory.load(original))
+    assert expected
+    assert rendered_everything(inventory.load(copy)) == expected

@@ -151,7 +151,6 @@ def render_zone(inventory: Inventory, zone: Zone, context: RenderContext) -> Ren
 def _zone_text(inventory: Inventory, zone: Zone, serial: int) -> str:
     return render_template(
         "bind/zone.db.j2",
-        source=Path(inventory.source).name,
         zone=zone,
         serial=serial,
         primary=server_name(zone.servers[0], zone),
@@ -191,7 +190,6 @@ class BindTarget(Target):
         zones = zones_on(inventory, host)
         config = render_template(
             "bind/named.conf.j2",
-            source=Path(inventory.source).name,
             address=inventory.hosts[host].address,
             working_dir=WORKING_DIR,
             rrset_orders=rrset_orders(zones),

@@ -99,7 +99,6 @@ class KeepalivedTarget(Target):
         instances = instances_on(inventory, host)
         text = render_template(
             "keepalived/keepalived.conf.j2",
-            source=Path(inventory.source).name,
             host=host,
             instances=instances,
             processes=sorted({i.instance.track_process for i in instances if i.instance.track_process}),
