@@ -82,7 +82,8 @@ def instance_on_host(inventory: Inventory, instance: VrrpInstance, host: str) ->
 
 
 def instances_on(inventory: Inventory, host: str) -> list[InstanceOnHost]:
-    return [instance_on_host(inventory, i, host) for i in inventory.vrrp.values() if host in i.hosts]
+    ordered = sorted((i for i in inventory.vrrp.values() if host in i.hosts), key=lambda i: i.name)
+    return [instance_on_host(inventory, i, host) for i in ordered]
 
 
 class KeepalivedTarget(Target):
