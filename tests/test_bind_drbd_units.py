@@ -122,6 +122,48 @@ def test_different_orders_match_the_deepest_zone_first() -> None:
     assert orders[2:] == [("example.test", "cyclic"), ("*.example.test", "cyclic")]
 
 
+UNORDERED_ZONE_YAML = """
+hosts:
+  dns1: 10.213.0.31
+  dns2: 10.213.0.32
+  dns3: 10.213.0.33
+zones:
+  example.test:
+    servers: [dns1]
+    records:
+      www: [10.213.0.10, 10.213.0.100, 10.213.0.9]
+      '@': 10.213.0.5
+      api: 10.213.0.7
+    delegate:
+      shop: [dns3]
+      app: [dns2]
+"""
+
+
+def test_zone_lines_come_in_canonical_order_not_inventory_order() -> None:
+    file = zone_file(inventory.parse(UNORDERED_ZONE_YAML, "zones.yml"), "dns1", RenderContext(today=TODAY))
+    body = file.text.split("        )\n", 1)[1]
+    assert [line for line in body.splitlines() if line and not line.startswith(";")] == [
+        "@ IN NS dns1.example.test.",
+        "@ IN A 10.213.0.5",
+        "api IN A 10.213.0.7",
+        "www IN A 10.213.0.9",
+        "www IN A 10.213.0.10",
+        "www IN A 10.213.0.100",
+        "app IN NS dns2.example.test.",
+        "shop IN NS dns3.example.test.",
+        "dns1.example.test. IN A 10.213.0.31",
+        "dns2.example.test. IN A 10.213.0.32",
+        "dns3.example.test. IN A 10.213.0.33",
+    ]
+
+
+def test_named_conf_lists_zones_by_name() -> None:
+    inv = load_case("two-servers-delegation")
+    [config] = [f for f in get_target("bind").render(inv, "dns2", RenderContext(today=TODAY)) if f.path == "/etc/bind/named.conf"]
+    assert config.text.index('zone "app.example.test"') < config.text.index('zone "example.test"')
+
+
 # --- review_zone ----------------------------------------------------------------------
 
 ZONE_YAML = """

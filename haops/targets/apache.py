@@ -135,7 +135,6 @@ class ApacheTarget(BalancerTarget):
         services = services_on(inventory, self.name, host)
         text = render_template(
             "apache/apache2.conf.j2",
-            source=Path(inventory.source).name,
             host=host,
             services=services,
             modules=modules(services),

@@ -242,7 +242,8 @@ def under(root: Path, path: str) -> str:
 
 
 def services_on(inventory: Inventory, balancer: str, host: str) -> list[Service]:
-    return [s for s in inventory.services.values() if s.balancer == balancer and host in s.hosts]
+    """By name, so reordering the inventory's services does not change the file."""
+    return sorted((s for s in inventory.services.values() if s.balancer == balancer and host in s.hosts), key=lambda s: s.name)
 
 
 def hosts_running(inventory: Inventory, balancer: str) -> tuple[str, ...]:

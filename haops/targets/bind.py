@@ -6,6 +6,7 @@ needed. The SOA serial changes only when the zone's content changes (see next_se
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -138,13 +139,20 @@ class Delegated:
 
 
 def name_server_addresses(inventory: Inventory, zone: Zone) -> dict[str, IPv4Address]:
-    """'<host>.<zone>.' -> address, for the zone's own servers and every delegated server."""
-    hosts = list(zone.servers) + [host for d in zone.delegations for host in d.servers]
-    return {server_name(host, zone): inventory.hosts[host].address for host in dict.fromkeys(hosts)}
+    """'<host>.<zone>.' -> address, by name, for the zone's own servers and every delegated server."""
+    hosts = set(zone.servers) | {host for d in zone.delegations for host in d.servers}
+    return {server_name(host, zone): inventory.hosts[host].address for host in sorted(hosts)}
+
+
+def records(zone: Zone) -> list[Record]:
+    """The zone's records in one order whatever the inventory's: '@' first, then by name, addresses by value."""
+    ordered = sorted(zone.records, key=lambda r: (r.name != "@", r.name))
+    return [dataclasses.replace(r, addresses=tuple(sorted(r.addresses))) for r in ordered]
 
 
 def delegations(zone: Zone) -> list[Delegated]:
-    return [Delegated(d.name, tuple(server_name(h, zone) for h in d.servers)) for d in zone.delegations]
+    ordered = sorted(zone.delegations, key=lambda d: d.name)
+    return [Delegated(d.name, tuple(server_name(h, zone) for h in d.servers)) for d in ordered]
 
 
 def render_zone(inventory: Inventory, zone: Zone, context: RenderContext) -> RenderedFile:
@@ -157,11 +165,11 @@ def render_zone(inventory: Inventory, zone: Zone, context: RenderContext) -> Ren
 def _zone_text(inventory: Inventory, zone: Zone, serial: int) -> str:
     return render_template(
         "bind/zone.db.j2",
-        source=Path(inventory.source).name,
         zone=zone,
         serial=serial,
         primary=server_name(zone.servers[0], zone),
         name_servers=[server_name(host, zone) for host in zone.servers],
+        records=records(zone),
         addresses=name_server_addresses(inventory, zone),
         delegations=delegations(zone),
     )
@@ -180,7 +188,7 @@ def rrset_orders(zones: list[Zone]) -> list[tuple[str | None, str]]:
 
 
 def zones_on(inventory: Inventory, host: str) -> list[Zone]:
-    return [zone for zone in inventory.zones.values() if host in zone.servers]
+    return sorted((zone for zone in inventory.zones.values() if host in zone.servers), key=lambda z: z.name)
 
 
 DAEMON = Daemon(name="named", unit="named", process="named", pidfile="/run/named/named.pid",
@@ -237,7 +245,6 @@ class BindTarget(Target):
         zones = zones_on(inventory, host)
         config = render_template(
             "bind/named.conf.j2",
-            source=Path(inventory.source).name,
             address=inventory.hosts[host].address,
             working_dir=WORKING_DIR,
             rrset_orders=rrset_orders(zones),

@@ -131,7 +131,6 @@ class DrbdTarget(Target):
     def _render_resource(inventory: Inventory, resource: DrbdResource) -> RenderedFile:
         text = render_template(
             "drbd/resource.res.j2",
-            source=Path(inventory.source).name,
             r=resource,
             hmac_algorithm=HMAC_ALGORITHM,
         )

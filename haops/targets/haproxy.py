@@ -82,7 +82,6 @@ class HaproxyTarget(BalancerTarget):
         services = services_on(inventory, self.name, host)
         text = render_template(
             "haproxy/haproxy.cfg.j2",
-            source=Path(inventory.source).name,
             services=services,
             balance_line=balance_line,
             maxconn=sum(s.maxconn for s in services),

@@ -295,7 +295,6 @@ class IptablesTarget(BalancerTarget):
         entries = [_ServiceRules(s, service_chain(s.name), dnat_rules(s)) for s in services_on(inventory, self.name, host)]
         text = render_template(
             "iptables/iptables.rules.j2",
-            source=Path(inventory.source).name,
             hooks=[chain for _, chain in HOOKS],
             entries=entries,
         )

@@ -85,7 +85,8 @@ def instance_on_host(inventory: Inventory, instance: VrrpInstance, host: str) ->
 
 
 def instances_on(inventory: Inventory, host: str) -> list[InstanceOnHost]:
-    return [instance_on_host(inventory, i, host) for i in inventory.vrrp.values() if host in i.hosts]
+    ordered = sorted((i for i in inventory.vrrp.values() if host in i.hosts), key=lambda i: i.name)
+    return [instance_on_host(inventory, i, host) for i in ordered]
 
 
 DAEMON = Daemon(name="keepalived", unit="keepalived", process="keepalived", pidfile="/run/keepalived.pid",
@@ -124,7 +125,6 @@ class KeepalivedTarget(Target):
         instances = instances_on(inventory, host)
         text = render_template(
             "keepalived/keepalived.conf.j2",
-            source=Path(inventory.source).name,
             host=host,
             instances=instances,
             processes=sorted({i.instance.track_process for i in instances if i.instance.track_process}),

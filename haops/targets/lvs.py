@@ -253,7 +253,6 @@ class LvsTarget(BalancerTarget):
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
         text = render_template(
             "lvs/lvs.rules.j2",
-            source=Path(inventory.source).name,
             entries=[(s.name, virtual_service(s)) for s in services_on(inventory, "lvs", host)],
             flag=FORWARDING_FLAG,
         )

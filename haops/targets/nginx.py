@@ -200,7 +200,6 @@ class NginxTarget(BalancerTarget):
         worker_connections = 2 * sum(s.maxconn for s in services)
         text = render_template(
             "nginx/nginx.conf.j2",
-            source=Path(inventory.source).name,
             services=services,
             balancing_line=balancing_line,
             server_parameters=server_parameters,

@@ -41,7 +41,6 @@ class ResponderTarget(Target):
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
         text = render_template(
             "responder/nginx.conf.j2",
-            source=Path(inventory.source).name,
             host=host,
             address=inventory.hosts[host].address,
             ports=ports_on(inventory, host),

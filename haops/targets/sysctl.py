@@ -56,7 +56,7 @@ class SysctlTarget(Target):
         return tuple(name for name in inventory.hosts if settings_for(inventory, name))
 
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
-        text = render_template("sysctl/60-haops.conf.j2", source=Path(inventory.source).name, settings=settings_for(inventory, host))
+        text = render_template("sysctl/60-haops.conf.j2", settings=settings_for(inventory, host))
         return [RenderedFile(CONFIG, text)]
 
     def checks(self, inventory: Inventory, host: str, root: Path) -> list[Check]:
