@@ -178,15 +178,32 @@ class ExecuteContext:
     step: Step
 
 
-def execute_plan(connection: Connection, plan: HostPlan, context: ExecuteContext, report: HostReport) -> None:
-    """Targets go live in order; after a failure the later ones on this host are left untouched."""
+def execute_plan(connection: Connection, plan: HostPlan, context: ExecuteContext, report: HostReport,
+                 whole_host: bool = True) -> None:
+    """Targets go live in order. After a failure the later ones on this host are left untouched,
+    and with `whole_host` those this run already made live are rolled back too, newest first,
+    so the host is never left half new."""
+    done: list[TargetPlan] = []
     pending = list(plan.activations)
     while pending:
         target_plan = pending.pop(0)
-        if not make_live(connection, target_plan, context, report):
-            if pending:
-                report.messages.append(f"not touched after the failure: {', '.join(t.target.name for t in pending)}")
-            return
+        if make_live(connection, target_plan, context, report):
+            done.append(target_plan)
+            continue
+        if pending:
+            report.messages.append(f"not touched after the failure: {', '.join(t.target.name for t in pending)}")
+        if whole_host:
+            roll_back_host(connection, done, context, report)
+        elif done:
+            report.messages.append(f"left live (--no-host-rollback): {', '.join(t.target.name for t in done)}")
+        return
+
+
+def roll_back_host(connection: Connection, done: list[TargetPlan], context: ExecuteContext, report: HostReport) -> None:
+    for target_plan in reversed(done):
+        context.step(f"{target_plan.target.name}: rolling back with the host")
+        report.messages.append(f"{target_plan.target.name}: rolled back with the host: {rolled_back(connection, target_plan, context)}")
+        report.reloads = [r for r in report.reloads if not r.startswith(f"{target_plan.target.name}:")]
 
 
 def cleanup(connection: Connection, root: str | None) -> None:

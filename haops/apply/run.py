@@ -41,6 +41,7 @@ class ApplyOptions:
     serial: int = 0
     max_fail: int = 0
     trust_new_hosts: bool = False
+    host_rollback: bool = True  # a failure rolls back every target this run made live on the host
 
 
 @dataclass
@@ -138,7 +139,7 @@ def apply_host(inventory: Inventory, host: str, targets: list[Target], options: 
                 report.reloads = [f"{t.target.name}:{t.action}" for t in plan.activations]
             elif not plan.is_noop:
                 context = ExecuteContext(inventory, host, plan.init, root or "", f"{BACKUP_ROOT}/{run_id}", settings, step)
-                execute_plan(connection, plan, context, report)
+                execute_plan(connection, plan, context, report, options.host_rollback)
     except HostFailure as exc:
         report.fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - one host's surprise must not lose the others' results

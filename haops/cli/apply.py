@@ -24,6 +24,9 @@ def apply(
     max_fail: int = typer.Option(0, "--max-fail", min=0, help="With --serial: stop starting batches once more hosts than this failed."),
     concurrency: int = typer.Option(16, "--concurrency", min=1, max=256, help="Hosts worked on at once."),
     trust_new_hosts: bool = typer.Option(False, "--trust-new-hosts", help="Record unknown host keys (never changed ones) instead of refusing."),
+    host_rollback: bool = typer.Option(True, "--host-rollback/--no-host-rollback",
+                                       help="On a failure, also roll back what this run already made live on that host "
+                                            "(--no-host-rollback: only the failed target)."),
     as_json: bool = JsonFlag,
 ) -> None:
     """Render, check on each host, install atomically, reload gracefully, prove it, roll back on failure."""
@@ -35,7 +38,7 @@ def apply(
     hosts = select_hosts(inv, limit)
     if max_fail and not serial:
         err().print("note: --max-fail only counts between --serial batches; all hosts run at once here")
-    options = ApplyOptions(check, diff, concurrency, serial, max_fail, trust_new_hosts)
+    options = ApplyOptions(check, diff, concurrency, serial, max_fail, trust_new_hosts, host_rollback)
     settings = settings_for(inv, trust_new_hosts)
     with LiveSteps(hosts, enabled=not as_json) as steps:
         outcomes = run_apply(inv, hosts, options, settings, steps.update)

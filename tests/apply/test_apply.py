@@ -193,6 +193,29 @@ def test_reload_that_does_not_take_effect_is_rolled_back(cluster: Cluster, squat
     assert served_by(cluster, 80, 3) == Counter({"web1": 1, "web2": 1, "web3": 1})
 
 
+@pytest.mark.parametrize("whole_host", [True, False], ids=["host-rollback", "no-host-rollback"])
+def test_a_failed_target_rolls_back_the_host_it_failed_on(cluster: Cluster, squatter: int, whole_host: bool) -> None:
+    """iptables goes live before HAProxy; when HAProxy's reload fails, iptables is undone too."""
+    before = hashes(cluster)["lb1:/etc/haops/iptables.rules"]
+    original = cluster.path.read_text()
+    cluster.rewrite("stats: {port: 8404", f"stats: {{port: {squatter}")
+    cluster.rewrite("    port: 83\n", "    port: 84\n")
+    try:
+        outcome = run_apply(cluster, hosts=["lb1"], host_rollback=whole_host)["lb1"]
+    finally:
+        cluster.path.write_text(original)
+    messages = "\n".join(outcome.report.messages)
+    assert not outcome.report.ok and "haproxy: reload failed" in messages
+    if whole_host:
+        assert "iptables: rolled back with the host: old config restored" in messages
+        assert hashes(cluster)["lb1:/etc/haops/iptables.rules"] == before
+        assert "--dport 84" not in cluster.sh("lb1", "iptables-save -t nat")
+    else:
+        assert "left live (--no-host-rollback): sysctl, iptables" in messages or "left live (--no-host-rollback): iptables" in messages
+        assert hashes(cluster)["lb1:/etc/haops/iptables.rules"] != before
+    assert run_apply(cluster, hosts=["lb1"])["lb1"].report.ok, "the original inventory converges again"
+
+
 def test_connection_lost_before_install_leaves_the_old_file(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
     before = hashes(cluster)["lb1:/etc/haproxy/haproxy.cfg"]
     original_install = execute.install_script
