@@ -20,6 +20,7 @@ from haops.transport import HostFailure, run
 
 if TYPE_CHECKING:
     from fabric import Connection
+    from paramiko import Channel
 
 LOCK = "/run/lock/haops-apply.lock"
 HOLDER = "/run/lock/haops-apply.holder"
@@ -33,36 +34,36 @@ HOLD = (f'echo "$1" > {HOLDER}; echo LOCKED; '
 class HostLock:
     def __init__(self, connection: Connection, host: str) -> None:
         self.connection, self.host = connection, host
-        self.channel = None
+        self.channel: Channel | None = None
         self.stop = threading.Event()
 
     def __enter__(self) -> HostLock:
         holder = f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()} since {time.strftime('%H:%M:%S')}"
         command = f"mkdir -p /run/lock && exec flock -n {LOCK} sh -c {shlex.quote(HOLD)} lock {shlex.quote(holder)}"
         try:
-            self.channel = self.connection.client.get_transport().open_session(timeout=ANSWER_S)
-            self.channel.settimeout(ANSWER_S)
-            self.channel.exec_command(command)
-            self._await_lock()
+            self.channel = channel = self.connection.client.get_transport().open_session(timeout=ANSWER_S)
+            channel.settimeout(ANSWER_S)
+            channel.exec_command(command)
+            self._await_lock(channel)
         except (TimeoutError, OSError, EOFError) as exc:
             raise HostFailure(f"taking the apply lock on {self.host} failed: {exc or 'no answer'}") from None
-        threading.Thread(target=self._beat, name=f"lock-{self.host}", daemon=True).start()
+        threading.Thread(target=self._beat, args=(channel,), name=f"lock-{self.host}", daemon=True).start()
         return self
 
-    def _await_lock(self) -> None:
+    def _await_lock(self, channel: Channel) -> None:
         answer = b""
         while b"LOCKED" not in answer:
-            chunk = self.channel.recv(64)
+            chunk = channel.recv(64)
             if not chunk:
                 who = run(self.connection, f"cat {HOLDER} 2>/dev/null").stdout.strip() or "another apply"
                 raise HostFailure(f"locked: another apply is running on {self.host} ({who}); "
                                   f"try again when it ends (a vanished holder's lock frees itself within {LEASE_S}s)")
             answer += chunk
 
-    def _beat(self) -> None:
+    def _beat(self, channel: Channel) -> None:
         while not self.stop.wait(BEAT_S):
             try:
-                self.channel.sendall(b"beat\n")
+                channel.sendall(b"beat\n")
             except (OSError, EOFError):
                 return
 

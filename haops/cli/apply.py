@@ -6,6 +6,7 @@ import fnmatch
 import json
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -13,6 +14,15 @@ from haops.cli.common import InventoryPath, JsonFlag, load_inventory
 from haops.cli.output import err, out
 from haops.errors import UserError
 from haops.inventory.model import Inventory
+
+if TYPE_CHECKING:
+    # Imported only for the type checker: the CLI loads apply and Rich lazily, to start fast.
+    from collections.abc import Sequence
+
+    from rich.live import Live
+    from rich.table import Table
+
+    from haops.apply.run import HostOutcome
 
 
 def apply(
@@ -73,7 +83,7 @@ class LiveSteps:
         self.steps = {host: "waiting" for host in hosts}
         self.enabled = enabled
         self.lock = threading.Lock()
-        self.live = None
+        self.live: Live | None = None
 
     def __enter__(self) -> LiveSteps:
         if self.enabled:
@@ -93,7 +103,7 @@ class LiveSteps:
             if self.live is not None:
                 self.live.update(self.table())
 
-    def table(self):  # type: ignore[no-untyped-def]
+    def table(self) -> Table:
         from rich.table import Table
 
         table = Table(title="haops apply", show_header=False, box=None)
@@ -102,16 +112,16 @@ class LiveSteps:
         return table
 
 
-def outcome_json(outcome) -> dict:  # type: ignore[no-untyped-def]
+def outcome_json(outcome: HostOutcome) -> dict[str, Any]:
     r = outcome.report
-    data = {"host": r.host, "ok": r.ok, "changed": r.changed, "reloads": r.reloads,
+    data: dict[str, Any] = {"host": r.host, "ok": r.ok, "changed": r.changed, "reloads": r.reloads,
             "rolled_back": r.rolled_back, "messages": r.messages, "seconds": round(r.seconds, 3)}
     if outcome.diffs is not None:
         data["diffs"] = outcome.diffs
     return data
 
 
-def print_outcomes(outcomes, check: bool, diff: bool) -> None:  # type: ignore[no-untyped-def]
+def print_outcomes(outcomes: Sequence[HostOutcome], check: bool, diff: bool) -> None:
     from rich.table import Table
     from rich.text import Text
 

@@ -26,7 +26,8 @@ def target_names() -> tuple[str, ...]:
 
 def get_target(name: str) -> Target:
     if name in BUILT_IN:
-        return importlib.import_module(f"haops.targets.{name}").TARGET  # type: ignore[no-any-return]
+        target: Target = importlib.import_module(f"haops.targets.{name}").TARGET
+        return target
     for target in _added:
         if target.name == name:
             return target

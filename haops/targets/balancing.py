@@ -46,7 +46,7 @@ def checked_options(balancer: BalancerTarget, service: Service) -> tuple[dict[st
     for block in service.options:
         if block not in balancer.option_blocks:
             problems.append(((block,), foreign_block_message(balancer, block)))
-    options = {}
+    options: dict[str, dict[str, Any]] = {}
     for block, fields in balancer.option_blocks.items():
         written = service.options.get(block, {})
         problems += [((block, key), unknown_key_message(key, list(fields))) for key in written if key not in fields]

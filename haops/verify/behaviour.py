@@ -303,7 +303,8 @@ def dns_serials(ctx: VerifyContext, zone: Zone) -> CheckResult:
         serials = {server: parse_serial(ctx.sh(ctx.clients[0], soa_serial(str(ctx.inventory.hosts[server].address), zone.name)))
                    for server in zone.servers}
         same = len(set(serials.values())) == 1 and None not in serials.values()
-        observed = expect.describe({s: serial or "no answer" for s, serial in serials.items()})
+        # A serial of 0 is a real answer: only None means the server did not answer.
+        observed = " ".join(f"{s}={'no answer' if serial is None else serial}" for s, serial in sorted(serials.items())) or "nothing"
         return "every server answers the same SOA serial", observed, verdict(same)
 
     return timed("SOA serial", zone.name, probe)

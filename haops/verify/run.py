@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 
 from haops.inventory.model import Inventory, Service
 from haops.session import running_lab
@@ -22,14 +23,14 @@ def traffic_checks(ctx: VerifyContext) -> list[Callable[[], CheckResult | list[C
     promised = [(s, behaviour.promised(s)) for s in ctx.inventory.services.values()]
     measurable = [(s, p) for s, p in promised if p.unsupported is None]
     checks: list[Callable[[], CheckResult | list[CheckResult]]] = [
-        lambda s=s, p=p: unsupported(s, p) for s, p in promised if p.unsupported is not None]
-    checks += [lambda s=s, p=p: behaviour.distribution(ctx, s, p) for s, p in measurable]
-    checks += [lambda s=s: behaviour.stickiness(ctx, s) for s, _ in measurable if s.sticky == "cookie"]
-    checks += [lambda s=s: behaviour.health(ctx, s) for s, p in measurable if p.dead_backend]
+        partial(unsupported, s, p) for s, p in promised if p.unsupported is not None]
+    checks += [partial(behaviour.distribution, ctx, s, p) for s, p in measurable]
+    checks += [partial(behaviour.stickiness, ctx, s) for s, _ in measurable if s.sticky == "cookie"]
+    checks += [partial(behaviour.health, ctx, s) for s, p in measurable if p.dead_backend]
     for zone in ctx.inventory.zones.values():
         for server in zone.servers:
-            checks.append(lambda zone=zone, server=server: behaviour.dns_rotation(ctx, zone, server))
-        checks.append(lambda zone=zone: behaviour.dns_serials(ctx, zone))
+            checks.append(partial(behaviour.dns_rotation, ctx, zone, server))
+        checks.append(partial(behaviour.dns_serials, ctx, zone))
     return checks
 
 

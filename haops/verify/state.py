@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+from functools import partial
 from typing import TYPE_CHECKING
 
 from haops.apply.run import render_with_live
@@ -37,15 +38,15 @@ def host_checks(inventory: Inventory, name: str, targets: list[Target], settings
     host = testinfra_host(inventory, name, settings)
     results = []
     for target in targets:
-        results.append(timed("config", f"{name} {target.name}", lambda t=target: config_matches(inventory, name, t, host)))
+        results.append(timed("config", f"{name} {target.name}", partial(config_matches, inventory, name, target, host)))
         daemon = target.daemon
         if daemon is not None:
-            results.append(timed("running", f"{name} {daemon.name}", lambda t=target: running(host, t.probe())))
+            results.append(timed("running", f"{name} {daemon.name}", partial(running, host, target.probe())))
             for address, port in target.listeners(inventory, name):
                 where = f"tcp://{address}:{port}"
-                results.append(timed("listening", f"{name} {where}", lambda p=port, d=daemon: listening(host, d, p)))
+                results.append(timed("listening", f"{name} {where}", partial(listening, host, daemon, port)))
         for check in target.state_checks(inventory, name):
-            results.append(timed(check.check, check.subject, lambda c=check: c.probe(host)))
+            results.append(timed(check.check, check.subject, partial(check.probe, host)))
     return results
 
 
