@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from haops.apply.plan import ACTIVATE, RELOAD, START, HostPlan, TargetPlan
+from haops.apply.facts import proven_record
+from haops.apply.plan import ACTIVATE, RELOAD, START, HostPlan, TargetPlan, files_digest
 from haops.apply.remote_check import CANDIDATE_PREFIX
 from haops.inventory.model import Inventory
 from haops.transport import HostFailure, Ran, open_connection, run
@@ -102,13 +103,22 @@ def activate_script(plan: TargetPlan, init: str, inventory: Inventory, host: str
         f"( {poll(proof, target.refused())} ); proven=$?",
         "[ $proven = 5 ] && { echo 'the daemon refused the new configuration'; exit 5; }",
         f"[ $proven = 0 ] || {{ echo 'the new configuration did not become live within {PROOF_SECONDS}s'; exit 4; }}",
+        record_proven(plan),
     ])
+
+
+def record_proven(plan: TargetPlan) -> str:
+    """Shell: remember what is now live, so an activation lost to a crash is made up next run."""
+    record = proven_record(plan.target.name)
+    return (f"mkdir -p {shlex.quote(str(Path(record).parent))} && "
+            f"echo {files_digest(plan.rendered)} > {shlex.quote(record)}.new && mv -f {shlex.quote(record)}.new {shlex.quote(record)}")
 
 
 def roll_back(connection: Connection, plan: TargetPlan, init: str, backup: str) -> Ran:
     """Old files back, then the state before: reloaded if it ran, stopped if it did not."""
     target = plan.target
-    restore = restore_script(plan, backup)
+    # What is live after a rollback is not what any record says: forget, rather than guess.
+    restore = f"{restore_script(plan, backup)}\nrm -f {shlex.quote(proven_record(target.name))}"
     stop = target.stop(init)
     if stop is None:
         return run(connection, f"{restore}\n( {target.activate(init, True, plan.rendered)} ) </dev/null")
@@ -136,7 +146,7 @@ def make_live(connection: Connection, plan: TargetPlan, context: ExecuteContext,
         failure = str(exc)
     if failure is None:
         if plan.action in (RELOAD, START, ACTIVATE):
-            report.reloads.append(f"{plan.target.name}:{plan.action}")
+            report.reloads.append(plan.label)
         return True
     context.step(f"{plan.target.name}: rolling back")
     report.fail(f"{plan.target.name}: {plan.action} failed ({failure}); {rolled_back(connection, plan, context)}")

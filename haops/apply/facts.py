@@ -5,6 +5,7 @@ The script prints one tagged line per fact, so parsing never depends on a tool's
   F <sha256|-> <mode> <path>  a managed file's hash and octal mode, '- -' when absent
   T <path> <base64>           a file whose current text rendering needs (zone serials)
   A <target> <0|1> <gen...>   whether the target is live, and its generation (worker PIDs)
+  R <target> <digest>         the digest of the files last made live and proven there
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ class HostFacts:
     modes: dict[str, int] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
     targets: dict[str, TargetState] = field(default_factory=dict)
+    proven: dict[str, str] = field(default_factory=dict)
+
+
+PROVEN_DIR = "/var/lib/haops/live"
+
+
+def proven_record(target: str) -> str:
+    """Where a host keeps the digest of a target's files as last made live and proven."""
+    return f"{PROVEN_DIR}/{target}"
 
 
 def fact_script(paths: Iterable[str], text_paths: Iterable[str], targets: Iterable[Target]) -> str:
@@ -45,6 +55,8 @@ def fact_script(paths: Iterable[str], text_paths: Iterable[str], targets: Iterab
     for target in dict.fromkeys(targets):
         lines.append(f'if ( {target.probe()} ) >/dev/null 2>&1; then a=1; else a=0; fi; '
                      f'echo "A {target.name} $a $({target.generation()})"')
+        record = shlex.quote(proven_record(target.name))
+        lines.append(f'if [ -f {record} ]; then echo "R {target.name} $(cat {record})"; fi')
     lines.append("true")
     return "\n".join(lines)
 
@@ -55,6 +67,7 @@ def parse_facts(output: str) -> HostFacts:
     modes: dict[str, int] = {}
     texts: dict[str, str] = {}
     targets: dict[str, TargetState] = {}
+    proven: dict[str, str] = {}
     for line in output.splitlines():
         tag, _, rest = line.partition(" ")
         if tag == "I":
@@ -70,4 +83,7 @@ def parse_facts(output: str) -> HostFacts:
         elif tag == "A":
             name, live, *generation = rest.split(" ")
             targets[name] = TargetState(live == "1", " ".join(g for g in generation if g))
-    return HostFacts(init, hashes, modes, texts, targets)
+        elif tag == "R":
+            name, _, digest = rest.partition(" ")
+            proven[name] = digest.strip()
+    return HostFacts(init, hashes, modes, texts, targets, proven)

@@ -41,10 +41,15 @@ class TargetPlan:
     files: tuple[FilePlan, ...]
     action: str
     live_generation: str | None  # the generation to see replaced; None when not live before
+    pending: bool = False  # files already in place, but never made live (an earlier run died)
 
     @property
     def changed(self) -> tuple[FilePlan, ...]:
         return tuple(f for f in self.files if f.action != UNCHANGED)
+
+    @property
+    def label(self) -> str:
+        return f"{self.target.name}:{self.action}" + (" (pending from an earlier run)" if self.pending else "")
 
     @property
     def rendered(self) -> list[RenderedFile]:
@@ -70,6 +75,11 @@ class HostPlan:
         return not self.changed_files and not self.activations
 
 
+def files_digest(files: list[RenderedFile]) -> str:
+    """One digest of a target's files (paths, contents and modes), recorded when they are proven live."""
+    return sha256("".join(f"{f.path} {f.mode:o} {sha256(f.text)}\n" for f in sorted(files, key=lambda f: f.path)))
+
+
 def target_action(has_daemon: bool, changed: bool, state: TargetState | None) -> str:
     live = bool(state and state.live)
     if has_daemon:
@@ -87,7 +97,9 @@ def plan_host(host: str, rendered: dict[Target, list[RenderedFile]], facts: Host
         file_plans = tuple(FilePlan(f, facts.hashes.get(f.path), facts.modes.get(f.path)) for f in files)
         state = facts.targets.get(target.name)
         changed = any(f.action != UNCHANGED for f in file_plans)
-        action = target_action(target.daemon is not None, changed, state)
+        proven = facts.proven.get(target.name)
+        pending = not changed and proven is not None and proven != files_digest(files)
+        action = target_action(target.daemon is not None, changed or pending, state)
         generation = state.generation if state and state.live else None
-        targets.append(TargetPlan(target, file_plans, action, generation))
+        targets.append(TargetPlan(target, file_plans, action, generation, pending and action != NOTHING))
     return HostPlan(host, facts.init if init == "auto" else init, tuple(targets))

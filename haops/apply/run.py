@@ -136,7 +136,7 @@ def apply_host(inventory: Inventory, host: str, targets: list[Target], options: 
                 root = check_on_host(connection, inventory, host, to_check, step)
             if options.check:
                 report.changed = [f.file.path for t in plan.targets for f in t.changed]
-                report.reloads = [f"{t.target.name}:{t.action}" for t in plan.activations]
+                report.reloads = [t.label for t in plan.activations]
             elif not plan.is_noop:
                 context = ExecuteContext(inventory, host, plan.init, root or "", f"{BACKUP_ROOT}/{run_id}", settings, step)
                 execute_plan(connection, plan, context, report, options.host_rollback)

@@ -6,6 +6,7 @@ changes and faults against the running cluster.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import threading
@@ -21,6 +22,8 @@ from haops.apply.run import ApplyOptions, HostOutcome, apply
 from haops.apply.lock import LEASE_S, LOCK, HostLock
 from haops.cli import main
 from haops.session import settings_for
+from haops.targets.base import RenderContext
+from haops.targets.haproxy import HaproxyTarget
 from haops.transport import HostFailure, SshSettings, open_connection
 from tests.apply.conftest import Cluster
 
@@ -120,6 +123,28 @@ def test_one_line_change_reloads_only_its_daemon_gracefully(cluster: Cluster) ->
     assert after["lb1:haproxy"] != before["lb1:haproxy"], "new workers took over"
     assert {k: v for k, v in after.items() if "haproxy" not in k} == {k: v for k, v in before.items() if "haproxy" not in k}
     assert "retries 3" in cluster.sh("lb1", "cat /etc/haproxy/haproxy.cfg")
+
+
+def test_a_reload_lost_by_an_earlier_run_is_made_up(cluster: Cluster) -> None:
+    """The new haproxy.cfg in place but never reloaded, as an apply that died after install leaves it:
+    the next apply sees the file matches, and reloads all the same because it was never proven live."""
+    assert all_ok(run_apply(cluster))
+    before = daemon_pids(cluster)["lb1:haproxy"]
+    original = cluster.path.read_text()
+    cluster.rewrite("stats: {port: 8404", "stats: {port: 8405")
+    try:
+        [new] = HaproxyTarget().render(cluster.inventory, "lb1", RenderContext())
+        encoded = base64.b64encode(new.text.encode()).decode()
+        cluster.sh("lb1", f"echo {encoded} | base64 -d > /etc/haproxy/haproxy.cfg")
+        outcome = run_apply(cluster, hosts=["lb1"])["lb1"]
+        assert outcome.report.ok and outcome.report.changed == []
+        assert outcome.report.reloads == ["haproxy:reload (pending from an earlier run)"]
+        assert daemon_pids(cluster)["lb1:haproxy"] != before, "new workers took over"
+        assert cluster.sh("lb1", "ss -ltnH 'sport = :8405' | wc -l").strip() == "1"
+        assert run_apply(cluster, hosts=["lb1"])["lb1"].report.reloads == [], "made up once, then quiet"
+    finally:
+        cluster.path.write_text(original)
+    assert all_ok(run_apply(cluster))
 
 
 def test_zone_change_bumps_the_serial_and_named_serves_it(cluster: Cluster) -> None:
