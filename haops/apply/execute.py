@@ -55,7 +55,7 @@ def install_script(plan: TargetPlan, root: str, backup: str) -> str:
     read them); then umask 077, so a temp copy or backup of a secret file is never readable by
     others, not even for a moment."""
     directories = sorted({shlex.quote(str(Path(f.file.path).parent)) for f in plan.changed})
-    lines = ["set -e", f"mkdir -p {' '.join(directories)}", "umask 077"]
+    lines = ["set -e", f"mkdir -p {' '.join(directories)}", mark_unproven(plan), "umask 077"]
     for file_plan in plan.changed:
         file = file_plan.file
         path, directory = shlex.quote(file.path), shlex.quote(str(Path(file.path).parent))
@@ -107,18 +107,35 @@ def activate_script(plan: TargetPlan, init: str, inventory: Inventory, host: str
     ])
 
 
+def write_record(target: str, digest: str) -> str:
+    """Shell: the host's record of what is live for `target`, replaced atomically."""
+    record = shlex.quote(proven_record(target))
+    return f"mkdir -p {shlex.quote(str(Path(proven_record(target)).parent))} && echo {digest} > {record}.new && mv -f {record}.new {record}"
+
+
+def mark_unproven(plan: TargetPlan) -> str:
+    """Before new files go in: a run that dies before proving them leaves this mark, so the next
+    run activates them even though they already match."""
+    return write_record(plan.target.name, "unproven")
+
+
 def record_proven(plan: TargetPlan) -> str:
-    """Shell: remember what is now live, so an activation lost to a crash is made up next run."""
-    record = proven_record(plan.target.name)
-    return (f"mkdir -p {shlex.quote(str(Path(record).parent))} && "
-            f"echo {files_digest(plan.rendered)} > {shlex.quote(record)}.new && mv -f {shlex.quote(record)}.new {shlex.quote(record)}")
+    """Shell: remember what is now live, so an activation lost to a crash is made up next run.
+    The config is live whether or not the record can be written, so that is only a warning."""
+    return f"{{ {write_record(plan.target.name, files_digest(plan.rendered))}; }} || echo 'warning: could not record the proven state' >&2"
+
+
+def restore_record(plan: TargetPlan) -> str:
+    """Shell: after a rollback the record says again what it said before this run."""
+    if plan.proven_before is None:
+        return f"rm -f {shlex.quote(proven_record(plan.target.name))}"
+    return write_record(plan.target.name, plan.proven_before)
 
 
 def roll_back(connection: Connection, plan: TargetPlan, init: str, backup: str) -> Ran:
     """Old files back, then the state before: reloaded if it ran, stopped if it did not."""
     target = plan.target
-    # What is live after a rollback is not what any record says: forget, rather than guess.
-    restore = f"{restore_script(plan, backup)}\nrm -f {shlex.quote(proven_record(target.name))}"
+    restore = f"{restore_script(plan, backup)}\n{restore_record(plan)}"
     stop = target.stop(init)
     if stop is None:
         return run(connection, f"{restore}\n( {target.activate(init, True, plan.rendered)} ) </dev/null")

@@ -42,6 +42,7 @@ class TargetPlan:
     action: str
     live_generation: str | None  # the generation to see replaced; None when not live before
     pending: bool = False  # files already in place, but never made live (an earlier run died)
+    proven_before: str | None = None  # the host's record of what was proven live, as the run found it
 
     @property
     def changed(self) -> tuple[FilePlan, ...]:
@@ -101,5 +102,5 @@ def plan_host(host: str, rendered: dict[Target, list[RenderedFile]], facts: Host
         pending = not changed and proven is not None and proven != files_digest(files)
         action = target_action(target.daemon is not None, changed or pending, state)
         generation = state.generation if state and state.live else None
-        targets.append(TargetPlan(target, file_plans, action, generation, pending and action != NOTHING))
+        targets.append(TargetPlan(target, file_plans, action, generation, pending and action != NOTHING, proven))
     return HostPlan(host, facts.init if init == "auto" else init, tuple(targets))

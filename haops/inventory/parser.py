@@ -62,6 +62,7 @@ class InventoryParser(ServiceReader, ZoneReader, DrbdReader, VrrpReader):
         self.document = document
         self.r = Reader(document)
         self.hosts: dict[str, Host] = {}
+        self.written = {}
 
     def parse(self, review: Review | None = None) -> Inventory:
         top = self.r.mapping(self.document.data, (), TOP_KEYS, required=("hosts",))
@@ -82,7 +83,7 @@ class InventoryParser(ServiceReader, ZoneReader, DrbdReader, VrrpReader):
         if review is not None:
             inventory, problems = review(inventory)
             for path, message in problems:
-                self.r.problem(path, message)
+                self.r.problem(self.as_written(path), message)
         self.r.raise_if_any()
         return inventory
 

@@ -15,6 +15,14 @@ class Section:
 
     r: Reader
     hosts: dict[str, Host]
+    # Key paths of the model (names normalised) -> the paths as written, to locate a review's problems.
+    written: dict[Path, Path]
+
+    def as_written(self, path: Path) -> Path:
+        for length in range(len(path), 0, -1):
+            if path[:length] in self.written:
+                return self.written[path[:length]] + path[length:]
+        return path
 
     def _each(self, top: dict[str, Any], key: str, build: Any) -> dict[str, Any]:
         section = self.r.mapping(top.get(key), (key,), keys_of(top.get(key)))

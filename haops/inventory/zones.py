@@ -18,6 +18,7 @@ class ZoneReader(Section):
             path = ("zones", name)
             zone_name = self.r.check(name, path, values.zone_name)
             if zone_name is not None:
+                self.written[("zones", zone_name)] = path
                 zones[zone_name] = self._zone(zone_name, body, path)
         return zones
 
@@ -27,6 +28,7 @@ class ZoneReader(Section):
         for record_name, addresses in self.r.mapping(data.get("records"), path + ("records",), keys_of(data.get("records"))).items():
             rpath = path + ("records", record_name)
             label = self.r.check(record_name, rpath, values.record_name)
+            self.written[("zones", name, "records", label)] = rpath
             record = self._record(label, addresses, rpath)
             if record is not None:
                 records.append(record)

@@ -54,7 +54,7 @@ def checked_options(balancer: BalancerTarget, service: Service) -> tuple[dict[st
         for key, option in fields.items():
             try:
                 options[block][key] = option.check(written[key]) if key in written else option.default
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:
                 problems.append(((block, key), str(exc)))
     return options, problems
 

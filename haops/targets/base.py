@@ -151,7 +151,7 @@ class Target:
         if before is not None:
             checks.append(f'[ "$({self.generation()})" != {shlex.quote(before)} ]')
         if self.daemon is not None:
-            checks += [self.daemon.holds_port(port) for port in sorted({p for _, p in self.listeners(inventory, host)})]
+            checks += [self.daemon.holds_port(port, address) for address, port in sorted(set(self.listeners(inventory, host)))]
         return " && ".join(f"( {check} )" for check in checks)
 
     def refused(self) -> str | None:

@@ -44,10 +44,13 @@ class Daemon:
         """Shell snippet printing the worker PIDs, which a taking reload replaces."""
         return f"m={self.master_pid()}; " + WORKERS.format(process=shlex.quote(self.process))
 
-    def holds_port(self, port: int) -> str:
-        """Shell test: a process of this daemon (not a squatter) listens on the TCP port."""
-        owner = shlex.quote(f'(("{self.process}",')
-        return f"ss -ltnpH 'sport = :{port}' | grep -qF {owner}"
+    def holds_port(self, port: int, address: str = "0.0.0.0") -> str:
+        """Shell test: this daemon's master or one of its workers (not a squatter, nor another
+        instance of the same program) listens on the TCP address and port."""
+        where = f"sport = :{port}" if address == "0.0.0.0" else f"src {address} and sport = :{port}"
+        workers = WORKERS.format(process=shlex.quote(self.process))
+        pids = f'"pid=($m|$({workers} | tr " " "|")),"'
+        return f"m={self.master_pid()}; ss -ltnpH {shlex.quote(where)} | grep -Eq {pids}"
 
     def start_command(self, init: str) -> str:
         if init == SYSTEMD and self.unit:

@@ -44,7 +44,7 @@ def host_checks(inventory: Inventory, name: str, targets: list[Target], settings
             results.append(timed("running", f"{name} {daemon.name}", partial(running, host, target.probe())))
             for address, port in target.listeners(inventory, name):
                 where = f"tcp://{address}:{port}"
-                results.append(timed("listening", f"{name} {where}", partial(listening, host, daemon, port)))
+                results.append(timed("listening", f"{name} {where}", partial(listening, host, daemon, address, port)))
         for check in target.state_checks(inventory, name):
             results.append(timed(check.check, check.subject, partial(check.probe, host)))
     return results
@@ -69,10 +69,10 @@ def running(host: Host, probe: str) -> tuple[str, str, str]:
     return "running", "running" if ok else "not running", verdict(ok)
 
 
-def listening(host: Host, daemon: Daemon, port: int) -> tuple[str, str, str]:
+def listening(host: Host, daemon: Daemon, address: str, port: int) -> tuple[str, str, str]:
     """Its own processes hold the port: a squatter on it does not count."""
     listens = host.run(f"ss -ltnH 'sport = :{port}' | grep -q .").rc == 0
-    ours = host.run(daemon.holds_port(port)).rc == 0
+    ours = host.run(daemon.holds_port(port, address)).rc == 0
     observed = f"{daemon.process} listens" if ours else ("another process listens" if listens else "nothing listens")
     return f"{daemon.process} listens", observed, verdict(ours)
 
