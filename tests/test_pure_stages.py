@@ -97,7 +97,7 @@ def test_plan_host(case: dict[str, Any]) -> None:
         {},
         {name: TargetState(s["live"], s["generation"]) for name, s in facts_in["targets"].items()},
     )
-    rendered = {FakeTarget(t["name"], t["daemon"]): [rendered_file(f) for f in t["files"]] for t in case["targets"]}
+    rendered: dict[Target, list[RenderedFile]] = {FakeTarget(t["name"], t["daemon"]): [rendered_file(f) for f in t["files"]] for t in case["targets"]}
     plan = plan_host("h1", rendered, facts, case["init"])
     observed = {
         "init": plan.init,

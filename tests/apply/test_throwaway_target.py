@@ -34,8 +34,8 @@ def settings(cluster: Cluster) -> SshSettings:
     return dataclasses.replace(settings_for(cluster.inventory), connect_timeout_s=3)
 
 
-def run_apply(cluster: Cluster, **options: object) -> HostOutcome:
-    outcomes = apply(cluster.inventory, [HOST], ApplyOptions(**options), settings(cluster), lambda host, step: None)
+def run_apply(cluster: Cluster) -> HostOutcome:
+    outcomes = apply(cluster.inventory, [HOST], ApplyOptions(), settings(cluster), lambda host, step: None)
     assert [o.report.host for o in outcomes] == [HOST]
     return outcomes[0]
 
