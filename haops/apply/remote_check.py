@@ -60,8 +60,9 @@ def parse_check_output(output: str, checks: list[Check], root: str) -> list[str]
             continue
         index, code, *encoded = rest.split(" ")
         if code != "0":
-            words = base64.b64decode(encoded[0]).decode("utf-8", "replace") if encoded else ""
-            failures.append(f"{checks[int(index)].label}: {words.replace(root, '').strip()}")
+            words = base64.b64decode(encoded[0]).decode("utf-8", "replace").replace(root, "").strip() if encoded else ""
+            label = checks[int(index)].label
+            failures.append(f"{label}: {words}" if words else f"{label} (exit {code}, no output)")
     if len([line for line in output.splitlines() if line.startswith("C ")]) != len(checks):
         failures.append("the checks did not all run; the connection may have dropped")
     return failures

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from haops.inventory.model import Inventory
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 BUILT_IN = ("sysctl", "iptables", "lvs", "drbd", "responder", "haproxy", "nginx", "apache", "bind", "keepalived")
 _added: list[Target] = []
+T = TypeVar("T", bound="Target")
 
 
 def target_names() -> tuple[str, ...]:
@@ -41,7 +42,7 @@ def all_targets() -> list[Target]:
 
 
 @contextmanager
-def registered(target: Target) -> Iterator[Target]:
+def registered(target: T) -> Iterator[T]:
     """`target` is known to every stage while the block runs, activated after the built-in ones."""
     if target.name in target_names():
         raise ValueError(f"a target named {target.name!r} exists already")
