@@ -18,16 +18,19 @@ def test_cycle_and_exact_split_use_weights_in_lowest_terms() -> None:
     assert expect.exact_split({"a": 3, "b": 1, "c": 2}, 12) == {"a": 6, "b": 2, "c": 4}
 
 
-@pytest.mark.parametrize("observed, tolerance, ok", [
-    (Counter(a=4, b=4, c=4), 0, True),
-    (Counter(a=5, b=4, c=3), 0, False),
-    (Counter(a=5, b=4, c=3), 1, True),
-    (Counter(a=6, b=6), 1, False),
-    (Counter(a=4, b=4, c=3), 0, False),
-    (Counter(a=4, b=4, c=4, d=1), 1, False),
+@pytest.mark.parametrize("observed, requests, tolerance, ok", [
+    (Counter(a=4, b=4, c=4), 12, 0, True),
+    (Counter(a=2, b=2, c=2), 6, 0, True),
+    (Counter(a=5, b=4, c=3), 12, 0, False),
+    (Counter(a=5, b=4, c=3), 12, 1, True),
+    (Counter(a=6, b=6), 12, 1, False),
+    (Counter(a=4, b=4, c=3), 12, 0, False),
+    (Counter(a=4, b=4, c=3), 12, 1, False),
+    (Counter(a=4, b=4, c=4), 15, 1, False),
+    (Counter(a=4, b=4, c=4, d=1), 13, 1, False),
 ])
-def test_split_matches(observed: Counter[str], tolerance: int, ok: bool) -> None:
-    assert expect.split_matches({"a": 1, "b": 1, "c": 1}, observed, sum(observed.values()) if ok else 12, tolerance) is ok
+def test_split_matches(observed: Counter[str], requests: int, tolerance: int, ok: bool) -> None:
+    assert expect.split_matches({"a": 1, "b": 1, "c": 1}, observed, requests, tolerance) is ok
 
 
 def test_affinity_and_spread() -> None:
