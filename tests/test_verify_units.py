@@ -1,8 +1,15 @@
-"""verify's pure parts: expectations per algorithm and the probe scripts' output parsers."""
+"""verify's pure parts (expectations per algorithm, the probe output parsers), and the HTTP probe run here against loopback."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import threading
 from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -18,16 +25,19 @@ def test_cycle_and_exact_split_use_weights_in_lowest_terms() -> None:
     assert expect.exact_split({"a": 3, "b": 1, "c": 2}, 12) == {"a": 6, "b": 2, "c": 4}
 
 
-@pytest.mark.parametrize("observed, tolerance, ok", [
-    (Counter(a=4, b=4, c=4), 0, True),
-    (Counter(a=5, b=4, c=3), 0, False),
-    (Counter(a=5, b=4, c=3), 1, True),
-    (Counter(a=6, b=6), 1, False),
-    (Counter(a=4, b=4, c=3), 0, False),
-    (Counter(a=4, b=4, c=4, d=1), 1, False),
+@pytest.mark.parametrize("observed, requests, tolerance, ok", [
+    (Counter(a=4, b=4, c=4), 12, 0, True),
+    (Counter(a=2, b=2, c=2), 6, 0, True),
+    (Counter(a=5, b=4, c=3), 12, 0, False),
+    (Counter(a=5, b=4, c=3), 12, 1, True),
+    (Counter(a=6, b=6), 12, 1, False),
+    (Counter(a=4, b=4, c=3), 12, 0, False),
+    (Counter(a=4, b=4, c=3), 12, 1, False),
+    (Counter(a=4, b=4, c=4), 15, 1, False),
+    (Counter(a=4, b=4, c=4, d=1), 13, 1, False),
 ])
-def test_split_matches(observed: Counter[str], tolerance: int, ok: bool) -> None:
-    assert expect.split_matches({"a": 1, "b": 1, "c": 1}, observed, sum(observed.values()) if ok else 12, tolerance) is ok
+def test_split_matches(observed: Counter[str], requests: int, tolerance: int, ok: bool) -> None:
+    assert expect.split_matches({"a": 1, "b": 1, "c": 1}, observed, requests, tolerance) is ok
 
 
 def test_affinity_and_spread() -> None:
@@ -76,5 +86,54 @@ def test_serial_parsing_refuses_dig_error_text(output: str, serial: int | None) 
     assert parse_serial(output) == serial
 
 
-def test_a_failed_request_is_counted_once() -> None:
-    assert "|| true" in http_loop("http://10.213.0.100/", 1) and "000||0" not in http_loop("http://10.213.0.100/", 1)
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Backend(BaseHTTPRequestHandler):
+    """200 with an X-Backend header, or 503 without one for /down."""
+
+    def do_GET(self) -> None:
+        down = self.path == "/down"
+        self.send_response(503 if down else 200)
+        if not down:
+            self.send_header("X-Backend", "local")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def backend() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Backend)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def run_here(script: str, home: Path) -> str:
+    """The probe script as the client host runs it; no proxy variables and no ~/.curlrc, so curl goes to 127.0.0.1 only."""
+    done = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=60,
+                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)})
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_a_failed_request_is_counted_once(backend: str, tmp_path: Path, parallel: int) -> None:
+    refused = f"http://127.0.0.1:{free_port()}/"
+    script = "\n".join([http_loop(f"{backend}/", 4, parallel=parallel), http_loop(f"{backend}/down", 1, parallel=parallel),
+                        http_loop(refused, 3, parallel=parallel)])
+    responses = parse_responses(run_here(script, tmp_path))
+    assert Counter((r.code, r.backend) for r in responses) == {
+        (200, "local"): 4 * parallel, (503, "-"): 1 * parallel, (0, "-"): 3 * parallel}
+    assert by_backend(responses) == Counter(local=4 * parallel)

@@ -1,35 +1,46 @@
-"""A lab of its own running the example cluster, for apply (and later verify) tests."""
+"""One lab for the apply and verify tests, and the starting states each test asks for.
+
+The lab is built once per session. A test never relies on what an earlier test left:
+it asks for `bare` (the lab rebuilt: nothing applied), `applied` (the example inventory
+applied to every host and serving) or `fresh_inventory` (the example inventory written,
+the hosts as they are).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from pathlib import Path
 
 import pytest
 
 from haops import inventory
+from haops.apply.run import ApplyOptions, apply
 from haops.lab import Lab, LabHost
+from haops.apply.lock import LEASE_S, LOCK
 from haops.inventory.model import Inventory
+from haops.session import settings_for
 from tests.lab.conftest import lab_pid_namespaces, leftovers
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CLUSTER_LAB = "haapply"
 CLUSTER_NETWORK = IPv4Network("10.213.10.0/24")
+VIP_WAIT_S = 15
 
 
 @dataclass
 class Cluster:
     lab: Lab
     path: Path
+    namespaces: set[str] = field(default_factory=set)
 
     @property
     def inventory(self) -> Inventory:
         return inventory.load(self.path)
 
     def rewrite(self, old: str, new: str) -> None:
-        """Edit the inventory file in place (tests put it back)."""
+        """Edit the inventory file in place (the next test's fixture writes it afresh)."""
         text = self.path.read_text()
         assert old in text, old
         self.path.write_text(text.replace(old, new, 1))
@@ -38,6 +49,43 @@ class Cluster:
         done = self.lab.exec(host, ["sh", "-c", script], timeout=timeout)
         assert done.returncode == 0, f"{host}: {script}\n{done.stdout}{done.stderr}"
         return done.stdout
+
+    def build(self) -> None:
+        """The lab as `haops lab up` makes it from the inventory: every host booted, only sshd, nothing applied."""
+        self.namespaces.update(lab_pid_namespaces(self.lab).values())
+        self.lab.down()
+        hosts = [LabHost(h.name, h.address, h.groups) for h in self.inventory.hosts.values()]
+        self.lab.up(hosts, self.path.read_text())
+        self.namespaces.update(lab_pid_namespaces(self.lab).values())
+
+    def converge(self, text: str) -> None:
+        """`text` becomes the inventory and is applied to every host, from whatever state they are in."""
+        self.path.write_text(text)
+        inv = self.inventory
+        outcomes = apply(inv, list(inv.hosts), ApplyOptions(), settings_for(inv), lambda host, step: None)
+        locked = [o.report.host for o in outcomes if any("another apply is running" in m for m in o.report.messages)]
+        if locked:
+            for host in locked:
+                self.wait_for_lock(host)
+            outcomes = apply(inv, list(inv.hosts), ApplyOptions(), settings_for(inv), lambda host, step: None)
+        failed = {o.report.host: o.report.messages for o in outcomes if not o.report.ok}
+        assert failed == {}, failed
+        self.wait_for_vips(inv)
+
+    def wait_for_lock(self, host: str) -> None:
+        """A holder cut off mid-run keeps the lock until its lease runs out (no more heartbeats)."""
+        self.sh(host, f"for i in $(seq {LEASE_S * 2 + 10}); do flock -n {LOCK} true && exit 0; sleep 0.5; done; exit 1",
+                timeout=LEASE_S + 20)
+
+    def wait_for_vips(self, inv: Inventory) -> None:
+        """Each VRRP address on its highest-priority host only (after a cut the backup may still hold it)."""
+        tries = VIP_WAIT_S * 5
+        for instance in inv.vrrp.values():
+            master = max(instance.priorities, key=lambda pair: pair[1])[0]
+            held = f"ip -br a | grep -qF ' {instance.vip.ip}/'"
+            for host in instance.hosts:
+                wanted = held if host == master else f"! {held}"
+                self.sh(host, f"for i in $(seq {tries}); do {wanted} && exit 0; sleep 0.2; done; exit 1", timeout=VIP_WAIT_S + 10)
 
 
 def example_for_lab() -> str:
@@ -50,15 +98,33 @@ def example_for_lab() -> str:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     path = tmp_path_factory.mktemp("cluster") / "cluster.yml"
     path.write_text(example_for_lab())
-    parsed = inventory.load(path)
-    lab = Lab(CLUSTER_LAB, CLUSTER_NETWORK)
-    lab.down()
-    namespaces: set[str] = set()
+    built = Cluster(Lab(CLUSTER_LAB, CLUSTER_NETWORK), path)
     try:
-        lab.up([LabHost(h.name, h.address, h.groups) for h in parsed.hosts.values()], path.read_text())
-        namespaces.update(lab_pid_namespaces(lab).values())
-        yield Cluster(lab, path)
+        built.build()
+        yield built
     finally:
-        namespaces.update(lab_pid_namespaces(lab).values())
-        lab.down()
-    assert leftovers(lab.name, lab.paths.lab_dir, namespaces) == []
+        built.namespaces.update(lab_pid_namespaces(built.lab).values())
+        built.lab.down()
+    assert leftovers(built.lab.name, built.lab.paths.lab_dir, built.namespaces) == []
+
+
+@pytest.fixture
+def fresh_inventory(cluster: Cluster) -> Cluster:
+    """The example inventory in the file; the hosts as the last test left them."""
+    cluster.path.write_text(example_for_lab())
+    return cluster
+
+
+@pytest.fixture
+def bare(cluster: Cluster) -> Cluster:
+    """Hosts nothing was ever applied to: the lab is rebuilt (well under a second)."""
+    cluster.path.write_text(example_for_lab())
+    cluster.build()
+    return cluster
+
+
+@pytest.fixture
+def applied(cluster: Cluster) -> Cluster:
+    """The example inventory applied to every host (hand edits of managed files undone), the VIP on lb1."""
+    cluster.converge(example_for_lab())
+    return cluster

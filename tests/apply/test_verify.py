@@ -1,7 +1,7 @@
 """verify in the lab: every balancer kind and algorithm measured, and broken clusters caught.
 
-Runs after test_apply.py on the same cluster; a module fixture puts the pristine example
-inventory back and applies it first.
+Each test starts from the example cluster applied (the `applied` fixture of
+tests/apply/conftest.py) or applies the inventory it needs itself; none relies on an earlier test.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import shlex
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ import pytest
 import yaml
 
 from haops import inventory
-from haops.apply.run import ApplyOptions, apply
 from haops.cli import main
 from haops.session import running_lab, settings_for
 from haops.verify import behaviour
@@ -29,27 +27,14 @@ from tests.apply.conftest import Cluster, example_for_lab
 pytestmark = pytest.mark.lab
 
 
-def apply_ok(path: Path, hosts: list[str] | None = None) -> None:
-    inv = inventory.load(path)
-    outcomes = apply(inv, hosts or list(inv.hosts), ApplyOptions(), settings_for(inv), lambda host, step: None)
-    assert all(o.report.ok for o in outcomes), [o.report.messages for o in outcomes]
-
-
-@pytest.fixture(scope="module")
-def pristine(cluster: Cluster) -> Cluster:
-    cluster.path.write_text(example_for_lab())
-    apply_ok(cluster.path)
-    return cluster
-
-
 def context(path: Path) -> VerifyContext:
     inv = inventory.load(path)
     return VerifyContext(inv, settings_for(inv), running_lab(inv), faults=True)
 
 
-def test_verify_passes_on_the_example_cluster_for_every_balancer_kind(pristine: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_passes_on_the_example_cluster_for_every_balancer_kind(applied: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
-        main(["verify", "-i", str(pristine.path), "--json", "--junit", str(pristine.path.with_suffix(".xml"))])
+        main(["verify", "-i", str(applied.path), "--json", "--junit", str(applied.path.with_suffix(".xml"))])
     results = json.loads(capsys.readouterr().out)
     failed = [r for r in results if r["status"] != PASS]
     assert exit_.value.code == 0 and failed == []
@@ -57,7 +42,7 @@ def test_verify_passes_on_the_example_cluster_for_every_balancer_kind(pristine: 
     assert {("split", "www"), ("least connections", "api"), ("split", "app"), ("split", "nth")} <= measured
     assert {("sticky cookie", "www"), ("sticky cookie", "app"), ("dead backend", "www"), ("dead backend", "api"),
             ("dead backend", "app"), ("DNS round robin", "www.example.test @dns1")} <= measured
-    assert "<testsuite" in pristine.path.with_suffix(".xml").read_text()
+    assert "<testsuite" in applied.path.with_suffix(".xml").read_text()
 
 
 # --- every algorithm ---------------------------------------------------------------------------------
@@ -96,11 +81,10 @@ def with_probe_service(base: str, balancer: str, settings: dict[str, Any]) -> st
 
 
 @pytest.mark.parametrize("balancer, settings, check", ALGORITHMS, ids=[f"{b}-{s['algorithm']}" for b, s, _ in ALGORITHMS])
-def test_every_algorithm_behaves_as_promised(pristine: Cluster, tmp_path: Path, balancer: str, settings: dict[str, Any], check: str) -> None:
-    path = tmp_path / "probe.yml"
-    path.write_text(with_probe_service(example_for_lab(), balancer, settings))
-    apply_ok(path, ["lb1", "lb2"])
-    ctx = context(path)
+def test_every_algorithm_behaves_as_promised(cluster: Cluster, balancer: str, settings: dict[str, Any], check: str) -> None:
+    """The example cluster plus a probe service on port 90, applied in one go from whatever state the hosts are in."""
+    cluster.converge(with_probe_service(example_for_lab(), balancer, settings))
+    ctx = context(cluster.path)
     try:
         result = behaviour.distribution(ctx, ctx.inventory.services["probe"])
     finally:
@@ -109,15 +93,6 @@ def test_every_algorithm_behaves_as_promised(pristine: Cluster, tmp_path: Path, 
 
 
 # --- broken clusters verify must catch -------------------------------------------------------------------
-
-
-@pytest.fixture
-def repaired(pristine: Cluster) -> Iterator[Cluster]:
-    """Break the live cluster by hand in the test; apply puts the inventory's truth back after."""
-    pristine.path.write_text(example_for_lab())
-    yield pristine
-    pristine.path.write_text(example_for_lab())
-    apply_ok(pristine.path)
 
 
 def break_live(cluster: Cluster, host: str, path: str, sed: str, reload: str) -> None:
@@ -137,65 +112,68 @@ def check_of(cluster: Cluster, run: Any) -> Any:
         ctx.close()
 
 
-def test_catches_a_skewed_iptables_split(repaired: Cluster) -> None:
+def test_catches_a_skewed_iptables_split(applied: Cluster) -> None:
     """The old `--every 3 --packet i` recipe, whose per-rule counters skew the split."""
-    rules = repaired.sh("lb1", "cat /etc/haops/iptables.rules")
+    rules = applied.sh("lb1", "cat /etc/haops/iptables.rules")
     naive = rules.replace("--every 2 --packet 0", "--every 3 --packet 1")
     assert naive != rules
     encoded = base64.b64encode(naive.encode()).decode()
-    repaired.sh("lb1", f"echo {encoded} | base64 -d > /tmp/naive.rules && iptables-restore -w --noflush /tmp/naive.rules")
-    result = check_of(repaired, lambda ctx, inv: behaviour.distribution(ctx, inv.services["nth"]))
+    applied.sh("lb1", f"echo {encoded} | base64 -d > /tmp/naive.rules && iptables-restore -w --noflush /tmp/naive.rules")
+    try:
+        result = check_of(applied, lambda ctx, inv: behaviour.distribution(ctx, inv.services["nth"]))
+    finally:
+        # The rules file is unchanged, so the next apply would not load it again.
+        applied.sh("lb1", "iptables-restore -w --noflush /etc/haops/iptables.rules")
     assert result.status == FAIL, result.observed
 
 
-def test_catches_wrong_weights(repaired: Cluster) -> None:
-    break_live(repaired, "lb1", "/etc/haproxy/haproxy.cfg", "s/server web1 \\(.*\\) weight 1/server web1 \\1 weight 3/", HAPROXY_RELOAD)
-    result = check_of(repaired, lambda ctx, inv: behaviour.distribution(ctx, inv.services["www"]))
+def test_catches_wrong_weights(applied: Cluster) -> None:
+    break_live(applied, "lb1", "/etc/haproxy/haproxy.cfg", "s/server web1 \\(.*\\) weight 1/server web1 \\1 weight 3/", HAPROXY_RELOAD)
+    result = check_of(applied, lambda ctx, inv: behaviour.distribution(ctx, inv.services["www"]))
     assert result.status == FAIL and "web1=" in result.observed, result.observed
 
 
-def test_catches_a_backend_missing_from_the_pool(repaired: Cluster) -> None:
-    break_live(repaired, "lb1", "/etc/haproxy/haproxy.cfg", "/server web3 /d", HAPROXY_RELOAD)
-    result = check_of(repaired, lambda ctx, inv: behaviour.distribution(ctx, inv.services["www"]))
+def test_catches_a_backend_missing_from_the_pool(applied: Cluster) -> None:
+    break_live(applied, "lb1", "/etc/haproxy/haproxy.cfg", "/server web3 /d", HAPROXY_RELOAD)
+    result = check_of(applied, lambda ctx, inv: behaviour.distribution(ctx, inv.services["www"]))
     assert result.status == FAIL and "web3" not in result.observed, result.observed
 
 
-def test_catches_a_zone_with_a_missing_record(repaired: Cluster) -> None:
-    break_live(repaired, "dns1", "/etc/bind/haops/db.example.test", "/^www .*10.213.10.23$/d; s/\\([0-9]\\{10\\}\\) ; serial/2099123199 ; serial/",
+def test_catches_a_zone_with_a_missing_record(applied: Cluster) -> None:
+    break_live(applied, "dns1", "/etc/bind/haops/db.example.test", "/^www .*10.213.10.23$/d; s/\\([0-9]\\{10\\}\\) ; serial/2099123199 ; serial/",
                "rndc reload >/dev/null; sleep 1")
-    inv = inventory.load(repaired.path)
-    [result] = check_of(repaired, lambda ctx, _: behaviour.dns_rotation(ctx, inv.zones["example.test"], "dns1"))
+    inv = inventory.load(applied.path)
+    [result] = check_of(applied, lambda ctx, _: behaviour.dns_rotation(ctx, inv.zones["example.test"], "dns1"))
     assert result.status == FAIL, result.observed
 
 
-def test_catches_stickiness_turned_off(repaired: Cluster) -> None:
-    break_live(repaired, "lb1", "/etc/haproxy/haproxy.cfg", "/cookie SERVERID insert/d", HAPROXY_RELOAD)
-    result = check_of(repaired, lambda ctx, inv: behaviour.stickiness(ctx, inv.services["www"]))
+def test_catches_stickiness_turned_off(applied: Cluster) -> None:
+    break_live(applied, "lb1", "/etc/haproxy/haproxy.cfg", "/cookie SERVERID insert/d", HAPROXY_RELOAD)
+    result = check_of(applied, lambda ctx, inv: behaviour.stickiness(ctx, inv.services["www"]))
     assert result.status == FAIL, result.observed
 
 
-def test_catches_a_dead_backend_without_health_checks(repaired: Cluster) -> None:
-    break_live(repaired, "lb1", "/etc/haproxy/haproxy.cfg", "s/ check cookie/ cookie/; /option redispatch/d; s/retries 2/retries 0/", HAPROXY_RELOAD)
-    result = check_of(repaired, lambda ctx, inv: behaviour.health(ctx, inv.services["www"]))
+def test_catches_a_dead_backend_without_health_checks(applied: Cluster) -> None:
+    break_live(applied, "lb1", "/etc/haproxy/haproxy.cfg", "s/ check cookie/ cookie/; /option redispatch/d; s/retries 2/retries 0/", HAPROXY_RELOAD)
+    result = check_of(applied, lambda ctx, inv: behaviour.health(ctx, inv.services["www"]))
     assert result.status == FAIL and "failed" in result.observed, result.observed
 
 
-def test_state_check_catches_a_hand_edited_config(repaired: Cluster) -> None:
-    break_live(repaired, "lb2", "/etc/haproxy/haproxy.cfg", "s/maxconn 4096/maxconn 4095/", "true")
-    inv = inventory.load(repaired.path)
+def test_state_check_catches_a_hand_edited_config(applied: Cluster) -> None:
+    break_live(applied, "lb2", "/etc/haproxy/haproxy.cfg", "s/maxconn 4096/maxconn 4095/", "true")
+    inv = inventory.load(applied.path)
     results = verify(inv, settings_for(inv), faults=False)
     config = [r for r in results if (r.check, r.subject) == ("config", "lb2 haproxy")]
     assert [r.status for r in config] == [FAIL] and "/etc/haproxy/haproxy.cfg" in config[0].observed
     assert all(r.status in (PASS, SKIP) for r in results if r is not config[0])
 
 
-def test_pytest_mode_runs_the_same_checks_as_a_suite(pristine: Cluster, tmp_path: Path) -> None:
+def test_pytest_mode_runs_the_same_checks_as_a_suite(applied: Cluster, tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    pristine.path.write_text(example_for_lab())
     report = tmp_path / "verify.xml"
-    done = subprocess.run([sys.executable, "-m", "haops", "verify", "-i", str(pristine.path), "--pytest", "--no-faults",
+    done = subprocess.run([sys.executable, "-m", "haops", "verify", "-i", str(applied.path), "--pytest", "--no-faults",
                            "--", f"--junitxml={report}"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:]
     assert " passed" in done.stdout and "failed" not in done.stdout
