@@ -18,7 +18,6 @@ import pytest
 
 import haops.transport
 from haops.apply import run as apply_module
-from haops.apply import execute
 from haops.apply.run import ApplyOptions, HostOutcome, apply
 from haops.apply.lock import HostLock
 from haops.cli import main
@@ -252,20 +251,29 @@ def test_a_reload_lost_by_an_earlier_run_is_made_up(applied: Cluster) -> None:
 
 
 def test_connection_lost_before_install_leaves_the_old_file(applied: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """lb1's cable is cut when apply reports haproxy's install step, before the install command is sent."""
+    monkeypatch.setattr(haops.transport, "COMMAND_TIMEOUT_S", 6.0)
     before = hashes(applied)["lb1:/etc/haproxy/haproxy.cfg"]
-    original_install = execute.install_script
-
-    def drop_then_install(plan, root, backup):  # type: ignore[no-untyped-def]
-        raise HostFailure("lost the connection to lb1: simulated drop between upload and rename")
-
-    monkeypatch.setattr(execute, "install_script", drop_then_install)
     with_retries(applied, 3)
-    outcome = run_apply(applied, hosts=["lb1"])["lb1"]
-    monkeypatch.setattr(execute, "install_script", original_install)
-    assert not outcome.report.ok
+    cut_at: list[str] = []
+
+    def cut_lb1_when_it_installs(host: str, step: str) -> None:
+        if host == "lb1" and step.startswith("haproxy: installing"):
+            applied.lab.cut("lb1")
+            cut_at.append(step)
+
+    try:
+        [outcome] = apply(applied.inventory, ["lb1"], ApplyOptions(), settings(applied), cut_lb1_when_it_installs)
+    finally:
+        applied.lab.heal("lb1")
+    assert cut_at == ["haproxy: installing 1 file(s)"]
+    assert not outcome.report.ok and outcome.report.changed == []
+    assert "no answer from" in outcome.report.messages[0], outcome.report.messages
     assert hashes(applied)["lb1:/etc/haproxy/haproxy.cfg"] == before
     assert applied.sh("lb1", "ls -A /etc/haproxy").split() == ["errors", "haproxy.cfg"]
-    assert all_ok(run_apply(applied, hosts=["lb1"])), "the next apply finishes the job"
+    applied.wait_for_lock("lb1")
+    assert all_ok(run_apply(applied, hosts=["lb1"])), "once the cable is back, the next apply finishes the job"
+    assert "retries 3" in applied.sh("lb1", "cat /etc/haproxy/haproxy.cfg")
 
 
 def test_unreachable_host_fails_alone(applied: Cluster) -> None:
