@@ -114,3 +114,10 @@ def test_rich_timeline_is_the_plain_text_without_a_terminal_or_with_no_color(mon
     monkeypatch.setenv("NO_COLOR", "1")
     assert re.sub(r"\x1b\[[0-9;]*m", "", printed(force_terminal=True)) == plain
     assert "31m" not in printed(force_terminal=True)
+
+
+def test_markers_in_neighbouring_columns_take_separate_rows_so_they_never_read_as_one_number() -> None:
+    # 10 s in 10 cells: 1.0 s is column 1, 2.0 s column 2 (touching), 4.0 s column 4 (a blank between).
+    events = [Event(1.0, "fault", "lb1"), Event(2.0, "vip_added", "lb2"), Event(4.0, "restore", "lb1")]
+    lines = terminal_timeline(lb_failure_record(events=events), 10)
+    assert lines[CELLS_ROW + 1: CELLS_ROW + 3] == [" 1  3", "  2"]
