@@ -44,3 +44,11 @@ def lb_failure_record(requests: list[Request] | None = None, events: list[Event]
 
 def empty_record() -> DrillRecord:
     return DrillRecord(drill="lb-failure", service="web", target="http://10.213.0.100:80/", rate=RATE, duration=0.0)
+
+
+def crowded_record() -> DrillRecord:
+    """Six events inside 60 ms, one near each edge: their labels must stagger, not pile up."""
+    close = [Event(3.93 + i * 0.01, kind, "lb2") for i, kind in enumerate(
+        ["detect", "vrrp_advert", "vip_added", "garp", "neigh", "first_ok"])]
+    edges = [Event(0.0, "note", "", "probe started"), Event(9.97, "note", "", "probe stopping, end of the drill")]
+    return lb_failure_record(events=[Event(3.0, FAULT, "lb1"), *close, *edges])
