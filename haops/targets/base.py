@@ -235,6 +235,11 @@ class BalancerTarget(Target):
     def traffic(self, service: Service) -> TrafficPromise:
         return TrafficPromise(SPREAD)
 
+    def health_watch(self, service: Service, seconds: float) -> str | None:
+        """Shell: for `seconds`, print "<backend> <state>" lines, then "--", whenever the balancer's
+        view of the service's backends changes (state DOWN: it took one out). None: nothing to watch."""
+        return None
+
 
 def under(root: Path, path: str) -> str:
     """The place of an absolute host path inside a candidate tree."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from pathlib import Path
 
 from haops.inventory.model import Inventory, Service
@@ -66,6 +68,19 @@ def traffic(service: Service) -> TrafficPromise:
     return TrafficPromise(DISTRIBUTION[service.method], hashed_key=key)
 
 
+ADMIN_SOCKET = "/run/haproxy/admin.sock"
+STAT_STATUS_FIELD = 18  # `show stat` CSV: pxname, svname, ..., status (UP, DOWN, UP 1/2, MAINT, DRAIN, no check)
+
+
+def health_watch(service: Service, seconds: float) -> str:
+    """The runtime API's `show stat`, polled every 0.1 s (socat: Debian package socat)."""
+    states = (f"echo 'show stat' | socat -t 1 stdio UNIX-CONNECT:{ADMIN_SOCKET} | "
+              f"awk -F, -v b={shlex.quote(service.name)} '$1 == b && $2 != \"BACKEND\" && $2 != \"FRONTEND\" "
+              f"{{print $2 \" \" ${STAT_STATUS_FIELD}}}'")
+    return (f'last=""; end=$(( $(date +%s) + {int(seconds)} )); while [ $(date +%s) -lt $end ]; do '
+            f'now=$({states}); [ "$now" != "$last" ] && printf "%s\\n--\\n" "$now"; last=$now; sleep 0.1; done')
+
+
 class HaproxyTarget(BalancerTarget):
     name = "haproxy"
     daemon = DAEMON
@@ -77,6 +92,9 @@ class HaproxyTarget(BalancerTarget):
 
     def traffic(self, service: Service) -> TrafficPromise:
         return traffic(service)
+
+    def health_watch(self, service: Service, seconds: float) -> str | None:
+        return health_watch(service, seconds) if service.health else None
 
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
         services = services_on(inventory, self.name, host)
