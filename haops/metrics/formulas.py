@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 DAY = 86_400.0
-# The mean Gregorian year (365.2425 days), a month as a twelfth of it, and a week of 7 days:
-# the periods SLA calculators such as uptime.is quote budgets for.
+# The mean Gregorian year (365.2425 days), a month as a twelfth of it, and a week of 7 days, so that
+# a monthly budget does not depend on which month it is.
 YEAR = 365.2425 * DAY
 MONTH = YEAR / 12
 WEEK = 7 * DAY
