@@ -16,7 +16,8 @@ def metrics(
     files: list[Path] = typer.Argument(..., help="Drill records (JSON from a drill), or incident logs: CSV or JSON rows "
                                                  "of start, end and an optional service."),
     window_from: str | None = typer.Option(None, "--from", help="Start of an incident log's window: ISO 8601 with an "
-                                                                "offset, or epoch seconds. Required for incident logs."),
+                                                                "offset, or epoch seconds. Required for incident logs; "
+                                                                "a drill record's window is its probe run."),
     window_to: str | None = typer.Option(None, "--to", help="End of an incident log's window. Required for incident logs."),
     sla: float = typer.Option(99.9, "--sla", help="Target availability in percent, for the downtime budgets."),
     confidence: float = typer.Option(0.9, "--confidence", help="Confidence level of the MTTF and MTBF intervals."),

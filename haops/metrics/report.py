@@ -60,7 +60,8 @@ def incidents_table(metrics: Sequence[ServiceMetrics]) -> Table:
 def incident_cells(m: ServiceMetrics, number: int, timed: TimedIncident) -> list[str]:
     incident, times = timed.incident, timed.times
     clock = m.segments[0].clock
-    note = "cut at the window's edge" if incident.clipped else ""
+    note = ("" if not incident.clipped else
+            "cut at the window's edge" if clock == EPOCH else "still failing when the probe stopped")
     return [m.service or NO_SERVICE, str(number), moment(incident.start, clock), moment(incident.end, clock),
             duration(times.ttf), duration(times.ttr), "-" if times.tbf is None else duration(times.tbf), incident.where, note]
 

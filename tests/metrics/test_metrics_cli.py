@@ -138,6 +138,11 @@ def test_drill_table_states_the_resolution(capsys: pytest.CaptureFixture[str]) -
     assert "within 1/rate = 100.0 ms" in out and "t=2.000s" in out and "t=3.200s" in out and "48 of 60" in out
 
 
+def test_drill_outage_open_at_the_end_says_so(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, str(drill(tmp_path / "end.json", "....xx")))
+    assert code == 0 and "still failing when the probe stopped" in out
+
+
 @pytest.mark.parametrize("content, message", [
     ("start,end\n2024-01-02T00:00:00Z,2024-01-01T00:00:00Z\n", "bad.csv:2: end 2024-01-01T00:00:00Z is not after start"),
     ("start,end\n2024-01-02T00:00:00,2024-01-03T00:00:00Z\n", "bad.csv:2: start '2024-01-02T00:00:00' has no UTC offset"),
