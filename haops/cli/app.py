@@ -9,6 +9,7 @@ from haops.cli import inventory as inventory_cli
 from haops.cli import lab as lab_cli
 from haops.cli.apply import apply
 from haops.cli.drill import drill
+from haops.cli.metrics import metrics
 from haops.cli.render import render
 from haops.cli.validate import validate
 from haops.cli.verify import verify
@@ -26,6 +27,7 @@ app.command()(validate)
 app.command()(apply)
 app.command()(verify)
 app.command()(drill)
+app.command()(metrics)
 app.add_typer(inventory_cli.app, name="inventory")
 app.add_typer(lab_cli.app, name="lab")
 

@@ -80,7 +80,7 @@ def test_with_track_process_a_dead_balancer_hands_the_vip_over(example_cluster: 
 
 
 def test_cutting_vrrp_between_the_balancers_is_reported_as_split_brain(example_cluster: Cluster) -> None:
-    done, found = drill(example_cluster, "vrrp-cut")
+    done, found = drill(example_cluster, "vrrp-cut", hold=6.0, duration=12.0)  # the backup waits 3 x advert + skew
     assert any(set(w.holders) == {"lb1", "lb2"} and w.length > 1.0 for w in found.two_holders), found.two_holders
     assert any("split brain" in text for ok, text in found.verdicts if not ok)
     assert example_cluster.sh("lb2", "iptables -w -S INPUT").count("haops-drill") == 0
