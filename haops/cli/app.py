@@ -10,6 +10,7 @@ from haops.cli import lab as lab_cli
 from haops.cli.apply import apply
 from haops.cli.drill import drill
 from haops.cli.metrics import metrics
+from haops.cli.planned import failback, switchover
 from haops.cli.render import render
 from haops.cli.validate import validate
 from haops.cli.verify import verify
@@ -27,6 +28,8 @@ app.command()(validate)
 app.command()(apply)
 app.command()(verify)
 app.command()(drill)
+app.command()(switchover)
+app.command()(failback)
 app.command()(metrics)
 app.add_typer(inventory_cli.app, name="inventory")
 app.add_typer(lab_cli.app, name="lab")

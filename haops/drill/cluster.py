@@ -80,16 +80,16 @@ class DrillCluster:
                 return holders
             time.sleep(0.2)
 
-    def apply_to(self, hosts: list[str]) -> None:
-        """Converge hosts to the inventory (after a crash or a switchover), failing loudly."""
+    def apply_to(self, hosts: list[str], inventory: Inventory | None = None) -> None:
+        """Converge hosts to the inventory (or a derived one, for a switchover), failing loudly."""
         from haops.apply.run import ApplyOptions, apply
 
         for host in hosts:
             self.forget(host)
-        outcomes = apply(self.inventory, hosts, ApplyOptions(), self.settings, lambda host, step: None)
+        outcomes = apply(inventory or self.inventory, hosts, ApplyOptions(), self.settings, lambda host, step: None)
         failed = [f"{o.report.host}: {'; '.join(o.report.messages)}" for o in outcomes if not o.report.ok]
         if failed:
-            raise HostFailure("re-apply after the drill failed: " + " | ".join(failed))
+            raise HostFailure("apply failed: " + " | ".join(failed))
 
 
 def service_named(inventory: Inventory, name: str | None) -> Service:

@@ -20,9 +20,10 @@ from haops.drill import record
 from haops.drill.analysis import failure_runs, longest_gap
 from haops.drill.record import DrillRecord, Event, Request
 
+SIMULTANEOUS_S = 0.001  # two VIP changes this close are one hand-over, not a window
 TAKEOVER_DRILLS = ("lb-failure", "link-cut", "balancer-failure")
 # The drills whose target is that clients see nothing at all.
-ZERO_FAILURE_DRILLS = ("backend-failure", "reload", "switchover")
+ZERO_FAILURE_DRILLS = ("backend-failure", "reload", "switchover", "drain", "failback")
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def holder_windows(events: Sequence[Event], end: float) -> tuple[list[Window], l
     crowded: list[Window] = []
     since = 0.0
     for event in [e for e in events if e.kind in (record.VIP_ADDED, record.VIP_REMOVED)] + [Event(end, "end")]:
-        if seen and len(holders) != 1 and event.t > since:
+        if seen and len(holders) != 1 and event.t - since > SIMULTANEOUS_S:
             (empty if not holders else crowded).append(Window(since, event.t, tuple(sorted(holders))))
         if event.kind == record.VIP_ADDED:
             holders.add(event.host)

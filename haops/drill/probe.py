@@ -3,8 +3,8 @@
 Open model: request i starts at t0 + i / rate whatever the earlier ones are doing, so a stalled
 server meets the same arrival rate as a healthy one (a closed loop would slow down with it and
 hide the gap). Each request is a new TCP connection: a plain connect, or one HTTP/1.1 GET with
-`Connection: close`. Bounded: exactly rate x duration requests, each with its own timeout, and
-the whole run stops by itself.
+`Connection: close`. Bounded: at most rate x duration requests, each with its own timeout, and
+the whole run stops by itself (or earlier, on SIGTERM, still printing every request it sent).
 
 Runs standalone (`python -I probe.py ...`, stdlib only) so the drill can start it inside a lab
 host's network namespace with nsenter. One JSON line per request on stdout:
@@ -18,6 +18,7 @@ import asyncio
 import errno
 import json
 import resource
+import signal
 import sys
 import time
 
@@ -87,13 +88,21 @@ async def one_request(address: str, port: int, http_path: str | None, timeout: f
 
 
 async def run(address: str, port: int, http_path: str | None, rate: float, duration: float, timeout: float) -> None:
+    """SIGTERM ends the stream early: no new requests, the ones in flight finish and are printed."""
+    stopping = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     count = int(rate * duration)
     t0 = time.monotonic() + 0.05
     tasks = []
     for i in range(count):
         delay = t0 + i / rate - time.monotonic()
         if delay > 0:
-            await asyncio.sleep(delay)
+            try:
+                await asyncio.wait_for(stopping.wait(), delay)
+            except TimeoutError:
+                pass
+        if stopping.is_set():
+            break
         tasks.append(asyncio.create_task(one_request(address, port, http_path, timeout)))
     for record in await asyncio.gather(*tasks):
         sys.stdout.write(json.dumps(record) + "\n")

@@ -23,17 +23,21 @@ def latency_text(value: Latency | None) -> str:
     return f"p50 {value.p50_ms:.1f} ms, p99 {value.p99_ms:.1f} ms, max {value.max_ms:.0f} ms ({value.count} requests)"
 
 
+PLANNED = ("switchover", "drain", "failback")
+
+
 def rows(drill: DrillRecord, found: Findings) -> list[tuple[str, str]]:
     gap = found.longest_gap
     fault = found.fault
+    started, ended = ("operation started", "operation done") if drill.drill in PLANNED else ("fault", "restore")
     table = [
         ("requests", f"{found.sent} sent at {drill.rate:g}/s to {drill.target}, {found.failed} failed"),
         ("longest gap", "none" if gap is None else f"{gap[1] - gap[0]:.2f}s, from t={gap[0]:.2f}s"),
-        ("fault", f"{seconds(fault)} on {drill.settings.get('victim', '-')}"),
+        (started, f"{seconds(fault)} on {drill.settings.get('victim') or '-'}"),
         ("time to detect", seconds(found.detect, fault)),
         ("time to take over (VIP moved)", seconds(found.takeover, fault)),
         ("time to recover (first good answer after the last failure)", seconds(found.recovered, fault)),
-        ("restore", seconds(found.restore)),
+        (ended, seconds(found.restore)),
         ("failback (VIP back on the restored node)", seconds(found.failback, found.restore)),
         ("latency during the fault", latency_text(found.during)),
         ("latency outside it", latency_text(found.outside)),
@@ -47,7 +51,8 @@ def rows(drill: DrillRecord, found: Findings) -> list[tuple[str, str]]:
 
 
 def table(drill: DrillRecord, found: Findings) -> Table:
-    shown = Table(title=f"drill {drill.drill} on {drill.service}", show_header=False, title_justify="left")
+    kind = "" if drill.drill in PLANNED else "drill "
+    shown = Table(title=f"{kind}{drill.drill} on {drill.service}", show_header=False, title_justify="left")
     shown.add_column("what", style="bold")
     shown.add_column("measured")
     for what, measured in rows(drill, found):

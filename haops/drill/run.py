@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from haops.targets import get_target
 from haops.targets.base import BalancerTarget
 
 PROBE_SCRIPT = Path(__file__).with_name("probe.py")
+OPERATION_LEAD_S, OPERATION_TAIL_S = 1.0, 2.0
+OPERATION_MAX_S = 300.0  # the probe of a planned operation is stopped when the operation ends
 Progress = Callable[[str], None]
 
 
@@ -149,25 +152,48 @@ def run_drill(inventory: Inventory, options: DrillOptions, cluster: DrillCluster
     scenario = scenario_named(options.drill)
     check_options(options, scenario)
     stage = build_stage(cluster, options, scenario)
-    where = placement(cluster)
-    watching = lab_watchers(cluster, where, stage.service, stage.instance, options)
+    return observe(stage, options, scenario.name, lambda start: inject_and_restore(stage, scenario, start, options, progress),
+                   progress, stop_early=False)
+
+
+def run_operation(stage: Stage, name: str, operation: Callable[[], None], options: DrillOptions,
+                  progress: Progress) -> DrillRecord:
+    """A planned operation under the probe: 1 s of steady state, the operation, 2 s after it."""
+
+    def act(start: float) -> None:
+        sleep_until(start + OPERATION_LEAD_S)
+        stage.mark(record.FAULT, stage.victim, f"{name} started")
+        operation()
+        stage.mark(record.RESTORE, stage.victim, f"{name} done")
+        time.sleep(OPERATION_TAIL_S)
+
+    return observe(stage, dataclasses.replace(options, duration=OPERATION_MAX_S), name, act, progress, stop_early=True)
+
+
+def observe(stage: Stage, options: DrillOptions, name: str, act: Callable[[float], None], progress: Progress,
+            stop_early: bool) -> DrillRecord:
+    """Watchers and probe around `act`; everything they saw, on one clock."""
+    where = placement(stage.cluster)
+    watching = lab_watchers(stage.cluster, where, stage.service, stage.instance, options)
     initial_holders(stage)
     watchers.start_all(watching)
     probe: subprocess.Popen[str] | None = None
     try:
-        progress(f"{scenario.name}: probe {options.rate:g} req/s for {options.duration:g}s from {where.client or 'this machine'}")
+        progress(f"{name}: probe {options.rate:g} req/s from {where.client or 'this machine'}")
         probe = subprocess.Popen(where.wrap(probe_argv(stage.service, options)), stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
-        start = time.monotonic()
-        inject_and_restore(stage, scenario, start, options, progress)
-        progress(f"{scenario.name}: waiting for the probe to finish")
+        act(time.monotonic())
+        if stop_early:
+            probe.terminate()
+        progress(f"{name}: waiting for the probe to finish")
         requests, t0 = collect_probe(probe, options)
     finally:
         if probe is not None and probe.poll() is None:
             probe.kill()
             probe.wait(timeout=5)
         events = watchers.stop_all(watching)
-    return assemble(scenario, stage, options, requests, t0, stage.events + events)
+    duration = max([r.t for r in requests], default=0.0) if stop_early else options.duration
+    return assemble(name, stage, dataclasses.replace(options, duration=duration), requests, t0, stage.events + events)
 
 
 def collect_probe(probe: subprocess.Popen[str], options: DrillOptions) -> tuple[list[Request], float]:
@@ -186,10 +212,10 @@ def collect_probe(probe: subprocess.Popen[str], options: DrillOptions) -> tuple[
     return sorted(requests, key=lambda r: r.t), t0
 
 
-def assemble(scenario: Scenario, stage: Stage, options: DrillOptions, requests: list[Request], t0: float,
+def assemble(name: str, stage: Stage, options: DrillOptions, requests: list[Request], t0: float,
              events: list[Event]) -> DrillRecord:
     shifted = sorted((Event(e.t - t0, e.kind, e.host, e.detail) for e in events), key=lambda e: e.t)
-    drill = DrillRecord(scenario.name, stage.service.name, f"{'tcp' if options.tcp else 'http'}://{stage.service.vip}:{stage.service.port}/",
+    drill = DrillRecord(name, stage.service.name, f"{'tcp' if options.tcp else 'http'}://{stage.service.vip}:{stage.service.port}/",
                         options.rate, options.duration, requests, shifted, settings(stage, options))
     drill.events = sorted(collapse_bursts(drill.events) + first_ok_events(requests), key=lambda e: e.t)
     return drill

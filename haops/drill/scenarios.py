@@ -8,19 +8,18 @@ host (the SSH session it ran on dies with the interface).
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from haops.drill import record
+from haops.drill import planned, record
 from haops.drill.cluster import DrillCluster
 from haops.drill.record import Event
 from haops.errors import UserError
 from haops.inventory.model import Inventory, Service, VrrpInstance
 from haops.targets import get_target
-from haops.targets.base import RenderContext, Target
+from haops.targets.base import Target
 from haops.targets.daemon import DETECT_INIT, PLAIN, Daemon
 from haops.verify.context import stand_in
 
@@ -54,6 +53,8 @@ class Stage:
         daemon = daemon_of(target)
         init = self.init(host)
         command = {"start": daemon.start_command, "stop": daemon.stop_command, "reload": daemon.reload_command}[verb](init)
+        if verb == "stop":
+            command = f"{command}; ( {daemon.until_stopped()} )"
         self.cluster.sh(host, command)
 
 
@@ -95,13 +96,18 @@ def in_lab(stage: Stage) -> bool:
 # --- faults --------------------------------------------------------------------------------------
 
 def crash(stage: Stage) -> None:
-    assert stage.cluster.lab is not None
+    """Lab: power and cable gone at once. Real hosts: the VIP interface goes down (with its timer)."""
+    if stage.cluster.lab is None:
+        cut(stage)
+        return
     stage.cluster.forget(stage.victim)
     stage.cluster.lab.crash(stage.victim)
 
 
 def boot_and_converge(stage: Stage) -> None:
-    assert stage.cluster.lab is not None
+    if stage.cluster.lab is None:
+        heal(stage)
+        return
     stage.cluster.lab.boot(stage.victim)
     stage.mark(record.NOTE, stage.victim, "booted; re-applying the inventory to it")
     stage.cluster.apply_to([stage.victim])
@@ -160,11 +166,17 @@ def start_responder(stage: Stage) -> None:
 
 
 def fail_backend(stage: Stage) -> None:
-    crash(stage) if in_lab(stage) else kill_responder(stage)
+    if in_lab(stage):
+        crash(stage)
+    else:
+        kill_responder(stage)
 
 
 def recover_backend(stage: Stage) -> None:
-    boot_and_converge(stage) if in_lab(stage) else start_responder(stage)
+    if in_lab(stage):
+        boot_and_converge(stage)
+    else:
+        start_responder(stage)
 
 
 def balancer(stage: Stage) -> Target:
@@ -219,13 +231,6 @@ def nothing(stage: Stage) -> None:
 
 # --- switchover: the VIP moves by priority ------------------------------------------------------------
 
-def raised_priorities(instance: VrrpInstance, new_master: str) -> VrrpInstance:
-    top = max(priority for _, priority in instance.priorities)
-    priorities = tuple((host, min(254, top + 1) if host == new_master else priority)
-                       for host, priority in instance.priorities)
-    return dataclasses.replace(instance, priorities=priorities)
-
-
 def switch_vip(stage: Stage) -> None:
     """Planned move: the backup gets the highest priority (preempt), or the master steps down cleanly."""
     assert stage.instance is not None
@@ -235,18 +240,13 @@ def switch_vip(stage: Stage) -> None:
         stage.cluster.wait_for_single_holder(stage.instance, 10)
         start_keepalived(stage)
         return
-    changed = dataclasses.replace(stage.inventory, vrrp={**stage.inventory.vrrp,
-                                                         stage.instance.name: raised_priorities(stage.instance, new_master)})
-    target = keepalived()
-    for file in target.render(changed, new_master, RenderContext(live={})):
-        stage.cluster.put(new_master, file.text, file.path)
-    stage.run_daemon(new_master, target, "reload")
+    planned.move_vip(stage.cluster, stage.instance, new_master)
 
 
 def give_back(stage: Stage) -> None:
-    """Failback: converge the instance's hosts to the inventory, which puts the VIP where it says."""
+    """Giveback: converge the instance's hosts to the inventory, which puts the VIP where it says."""
     assert stage.instance is not None
-    stage.cluster.apply_to(list(stage.instance.hosts))
+    planned.give_back_vip(stage.cluster, stage.instance)
 
 
 def victim_plan(action: str) -> Callable[[Stage], list[str]]:
@@ -259,7 +259,7 @@ SCENARIOS = {s.name: s for s in (
              first_backend, victim_plan("crash backend {victim} (lab) or kill its responder, restore after {hold:.0f} s"),
              fail_backend, recover_backend, needs_vrrp=False),
     Scenario("lb-failure", "takeover", "the VIP holder crashes; the backup takes the VIP over",
-             vip_holder, victim_plan("crash {victim} (power and cable), boot it and re-apply after {hold:.0f} s"),
+             vip_holder, victim_plan("crash {victim} (lab: power and cable; real hosts: its interface down), bring it back after {hold:.0f} s"),
              crash, boot_and_converge),
     Scenario("balancer-failure", "takeover", "the balancer daemon on the VIP holder crashes; track_process moves the VIP",
              vip_holder, victim_plan("kill {balancer} on {victim}, start it after {hold:.0f} s"),

@@ -240,6 +240,15 @@ class BalancerTarget(Target):
         view of the service's backends changes (state DOWN: it took one out). None: nothing to watch."""
         return None
 
+    def drain_script(self, service: Service, backend: str) -> str | None:
+        """Shell: take the backend out through the balancer's runtime API, letting connections in
+        flight finish. None: no runtime API; a switchover drains by configuration and a reload."""
+        return None
+
+    def ready_script(self, service: Service, backend: str) -> str | None:
+        """Shell: put a drained backend back through the runtime API (None: by configuration)."""
+        return None
+
 
 def under(root: Path, path: str) -> str:
     """The place of an absolute host path inside a candidate tree."""

@@ -81,6 +81,27 @@ def health_watch(service: Service, seconds: float) -> str:
             f'now=$({states}); [ "$now" != "$last" ] && printf "%s\\n--\\n" "$now"; last=$now; sleep 0.1; done')
 
 
+STAT_SESSIONS_FIELD = 5  # scur: the server's current connections
+
+
+def runtime_api() -> str:
+    """Shell function `api CMD`: one runtime API command; its answer on stdout, non-empty meaning refused."""
+    return f'api() {{ echo "$1" | socat -t 2 stdio UNIX-CONNECT:{ADMIN_SOCKET}; }}'
+
+
+def set_state(service: Service, backend: str, state: str) -> str:
+    command = shlex.quote(f"set server {service.name}/{backend} state {state}")
+    return f'answer=$(api {command}); [ -z "$answer" ] || {{ echo "haproxy: $answer" >&2; exit 1; }}'
+
+
+def drain_script(service: Service, backend: str, seconds: int = 30) -> str:
+    """drain (no new connections; sticky clients move), wait for scur 0 (bounded), then maint."""
+    sessions = (f"api 'show stat' | awk -F, -v b={shlex.quote(service.name)} -v s={shlex.quote(backend)} "
+                f"'$1 == b && $2 == s {{print ${STAT_SESSIONS_FIELD}}}'")
+    wait = f'for i in $(seq {seconds * 10}); do [ "$({sessions})" = 0 ] && break; sleep 0.1; done'
+    return "; ".join([runtime_api(), set_state(service, backend, "drain"), wait, set_state(service, backend, "maint")])
+
+
 class HaproxyTarget(BalancerTarget):
     name = "haproxy"
     daemon = DAEMON
@@ -95,6 +116,12 @@ class HaproxyTarget(BalancerTarget):
 
     def health_watch(self, service: Service, seconds: float) -> str | None:
         return health_watch(service, seconds) if service.health else None
+
+    def drain_script(self, service: Service, backend: str) -> str | None:
+        return drain_script(service, backend)
+
+    def ready_script(self, service: Service, backend: str) -> str | None:
+        return f"{runtime_api()}; {set_state(service, backend, 'ready')}"
 
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
         services = services_on(inventory, self.name, host)
