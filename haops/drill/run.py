@@ -23,6 +23,7 @@ from haops.targets.base import BalancerTarget
 
 PROBE_SCRIPT = Path(__file__).with_name("probe.py")
 OPERATION_LEAD_S, OPERATION_TAIL_S = 1.0, 2.0
+SETTLE_S = 15.0
 OPERATION_MAX_S = 300.0  # the probe of a planned operation is stopped when the operation ends
 Progress = Callable[[str], None]
 
@@ -83,12 +84,22 @@ def build_stage(cluster: DrillCluster, options: DrillOptions, scenario: Scenario
     instance = instance_for(cluster.inventory, service)
     if scenario.needs_vrrp and instance is None:
         raise UserError(f"drill {scenario.name} needs a VRRP instance floating {service.name}'s VIP {service.vip}; there is none")
+    if instance is not None:
+        settled(cluster, instance)
     stage = Stage(cluster, service, instance, "", options.hold, options.reloads, options.restart)
     stage.victim = options.victim or scenario.victim(stage)
     if stage.victim not in cluster.inventory.hosts:
         raise UserError(f"no host {stage.victim!r} in the inventory")
     stage.init(stage.victim)  # connected and its init known now, so the fault costs no SSH handshake
     return stage
+
+
+def settled(cluster: DrillCluster, instance: VrrpInstance) -> None:
+    """A drill measures a healthy cluster: exactly one node holds the VIP before the probe starts."""
+    holders = cluster.wait_for_single_holder(instance, SETTLE_S)
+    if len(holders) != 1:
+        raise UserError(f"VRRP instance {instance.name}: after {SETTLE_S:.0f}s the VIP {instance.vip.ip} is held by "
+                        f"{', '.join(holders) or 'no host'}; a drill needs exactly one holder (run `haops apply`)")
 
 
 def probe_argv(service: Service, options: DrillOptions) -> list[str]:
