@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import csv
+import shlex
 from pathlib import Path
 
 from haops.inventory.model import Inventory, Service
 from haops.render import render_template
 from haops.targets.base import (
     AFFINITY,
+    ALL_BACKENDS,
+    DOWN,
     LEAST,
+    MAINT,
     SPLIT,
+    UNKNOWN,
+    UP,
+    BackendState,
     BalancerTarget,
     Check,
+    HostRun,
     ProblemAt,
     RenderContext,
     RenderedFile,
@@ -22,6 +31,7 @@ from haops.targets.base import (
 from haops.targets.daemon import Daemon
 
 CONFIG = "/etc/haproxy/haproxy.cfg"
+ADMIN_SOCKET = "/run/haproxy/admin.sock"
 ALGORITHMS = {
     "roundrobin": "roundrobin",
     "static-rr": "static-rr",
@@ -59,6 +69,42 @@ def balance_line(service: Service) -> str:
     return service.method
 
 
+# --- the runtime API: each server's state as this HAProxy sees it ---------------------------------
+
+NO_SOCAT = shlex.quote("socat is not installed on this host; haops reads HAProxy's admin socket with it")
+SHOW_STAT = (f"{DAEMON.running()} || {{ echo 'HAProxy is not running'; exit 3; }}; "
+             f"command -v socat >/dev/null || {{ echo {NO_SOCAT}; exit 3; }}; "
+             f"echo 'show stat' | timeout 5 socat -t 2 stdio unix-connect:{ADMIN_SOCKET}")
+STATES = {"UP": UP, "no check": UP, "DOWN": DOWN, "MAINT": MAINT, "DRAIN": MAINT, "NOLB": MAINT}
+
+
+def parse_show_stat(text: str) -> dict[tuple[str, str], dict[str, str]]:
+    """`show stat` CSV (a '# ' header line names the columns) by (proxy, server)."""
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("# "):
+        raise ValueError(f"HAProxy's `show stat` answered {text.strip()[:200]!r}")
+    rows = csv.DictReader([lines[0][2:], *lines[1:]])
+    return {(row["pxname"], row["svname"]): row for row in rows if row.get("svname")}
+
+
+def server_state(row: dict[str, str]) -> tuple[str, str]:
+    """UP, DOWN or MAINT, and HAProxy's own words: 'UP 1/2' is up, going down after one more failed check."""
+    status = row.get("status", "")
+    state = next((s for word, s in STATES.items() if status.startswith(word)), UNKNOWN)
+    check = " ".join(filter(None, (row.get("check_status"), row.get("check_code"))))
+    detail = ", ".join(filter(None, (status, f"check {check}" if check else "", row.get("last_chk") if state != UP else "")))
+    return state, detail
+
+
+def backend_states(service: Service, host: str, stats: dict[tuple[str, str], dict[str, str]]) -> list[BackendState]:
+    states = []
+    for backend in service.backends:
+        row = stats.get((service.name, backend.host))
+        state, detail = server_state(row) if row else (UNKNOWN, "not in this HAProxy's running configuration")
+        states.append(BackendState(service.name, host, backend.host, state, detail))
+    return states
+
+
 def traffic(service: Service) -> TrafficPromise:
     if service.sticky == "source":
         return TrafficPromise(AFFINITY)
@@ -71,6 +117,7 @@ class HaproxyTarget(BalancerTarget):
     daemon = DAEMON
     algorithms = ALGORITHMS
     secret_lines = (r"^\s*stats auth [^:\s]*:(\S+)",)
+    speaks_http = True
 
     def review_service(self, service: Service) -> list[ProblemAt]:
         return review(service)
@@ -78,10 +125,22 @@ class HaproxyTarget(BalancerTarget):
     def traffic(self, service: Service) -> TrafficPromise:
         return traffic(service)
 
+    def backend_states(self, inventory: Inventory, host: str, run: HostRun) -> list[BackendState]:
+        services = services_on(inventory, self.name, host)
+        ran = run(SHOW_STAT)
+        try:
+            if ran.code != 0:
+                raise ValueError(f"reading {ADMIN_SOCKET} failed: {(ran.stdout + ran.stderr).strip()}")
+            stats = parse_show_stat(ran.stdout)
+        except ValueError as exc:
+            return [BackendState(s.name, host, ALL_BACKENDS, UNKNOWN, str(exc)) for s in services]
+        return [state for s in services for state in backend_states(s, host, stats)]
+
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
         services = services_on(inventory, self.name, host)
         text = render_template(
             "haproxy/haproxy.cfg.j2",
+            admin_socket=ADMIN_SOCKET,
             services=services,
             balance_line=balance_line,
             maxconn=sum(s.maxconn for s in services),
