@@ -11,6 +11,7 @@ COMMANDS = (
     ("validate", "Render everything and prove each file with the daemon's own checker."),
     ("apply", "Push configs over SSH: check on host, install atomically, reload, prove, roll back."),
     ("verify", "Prove the cluster balances, sticks, resolves and survives a dead backend."),
+    ("status", "Who holds each VIP, each VRRP node's state, each backend as its balancers see it."),
     ("inventory", "Check an inventory, or show it resolved with every default filled in."),
     ("lab", "A cluster of real SSH hosts made of Linux namespaces on this machine."),
 )

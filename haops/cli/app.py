@@ -9,6 +9,7 @@ from haops.cli import inventory as inventory_cli
 from haops.cli import lab as lab_cli
 from haops.cli.apply import apply
 from haops.cli.render import render
+from haops.cli.status import status
 from haops.cli.validate import validate
 from haops.cli.verify import verify
 from haops.errors import UserError
@@ -24,6 +25,7 @@ app.command()(render)
 app.command()(validate)
 app.command()(apply)
 app.command()(verify)
+app.command()(status)
 app.add_typer(inventory_cli.app, name="inventory")
 app.add_typer(lab_cli.app, name="lab")
 
