@@ -8,7 +8,9 @@ warning), so review_vrrp() refuses auth_pass there instead of silently dropping 
 
 nopreempt works only from initial state BACKUP (keepalived clears it on a MASTER), so with
 nopreempt every host starts BACKUP and the election picks the highest priority; without it the
-highest-priority host starts MASTER. track_process: one vrrp_script (`killall -0 DAEMON`, psmisc) per daemon,
+highest-priority host is configured `state MASTER`. Either way keepalived 2.2.7 enters BACKUP
+first and becomes MASTER only when the master-down timer (3 x advert_int + skew) runs out
+unheard, unless its priority is 255 (vrrp_init_state in vrrp_scheduler.c). track_process: one vrrp_script (`killall -0 DAEMON`, psmisc) per daemon,
 tracked without weight, so the instance goes to FAULT and gives up the VIP while the daemon is not
 running. Not vrrp_track_process: it needs the kernel's process connector, which exists only in the
 initial network namespace, so in containers and the lab it never sees the daemon and stays FAULT.
