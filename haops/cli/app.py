@@ -8,6 +8,9 @@ from haops import __version__
 from haops.cli import inventory as inventory_cli
 from haops.cli import lab as lab_cli
 from haops.cli.apply import apply
+from haops.cli.drill import drill
+from haops.cli.metrics import metrics
+from haops.cli.planned import failback, switchover
 from haops.cli.render import render
 from haops.cli.status import status
 from haops.cli.validate import validate
@@ -26,6 +29,10 @@ app.command()(validate)
 app.command()(apply)
 app.command()(verify)
 app.command()(status)
+app.command()(drill)
+app.command()(switchover)
+app.command()(failback)
+app.command()(metrics)
 app.add_typer(inventory_cli.app, name="inventory")
 app.add_typer(lab_cli.app, name="lab")
 

@@ -283,6 +283,20 @@ class BalancerTarget(Target):
         return [BackendState(s.name, host, ALL_BACKENDS, NOT_EXPOSED, f"haops reads no backend state from {self.name}")
                 for s in services_on(inventory, self.name, host)]
 
+    def health_watch(self, service: Service, seconds: float) -> str | None:
+        """Shell: for `seconds`, print "<backend> <state>" lines, then "--", whenever the balancer's
+        view of the service's backends changes (state DOWN: it took one out). None: nothing to watch."""
+        return None
+
+    def drain_script(self, service: Service, backend: str) -> str | None:
+        """Shell: take the backend out through the balancer's runtime API, letting connections in
+        flight finish. None: no runtime API; a switchover drains by configuration and a reload."""
+        return None
+
+    def ready_script(self, service: Service, backend: str) -> str | None:
+        """Shell: put a drained backend back through the runtime API (None: by configuration)."""
+        return None
+
 
 def under(root: Path, path: str) -> str:
     """The place of an absolute host path inside a candidate tree."""

@@ -62,6 +62,10 @@ class Daemon:
             return f"systemctl reload {self.unit}"
         return self.reload
 
+    def until_stopped(self, seconds: int = 10) -> str:
+        """Shell: wait (bounded) until the master is gone; fails if it is still running."""
+        return f"for i in $(seq {seconds * 10}); do ( {self.running()} ) || exit 0; sleep 0.1; done; exit 1"
+
     def stop_command(self, init: str) -> str:
         if init == SYSTEMD and self.unit:
             return f"systemctl stop {self.unit}"

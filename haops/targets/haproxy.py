@@ -71,10 +71,16 @@ def balance_line(service: Service) -> str:
 
 # --- the runtime API: each server's state as this HAProxy sees it ---------------------------------
 
+
+def runtime_api() -> str:
+    """Shell function `api CMD`: one runtime API command; its answer on stdout, non-empty meaning refused."""
+    return f'api() {{ echo "$1" | socat -t 2 stdio UNIX-CONNECT:{ADMIN_SOCKET}; }}'
+
+
 NO_SOCAT = shlex.quote("socat is not installed on this host; haops reads HAProxy's admin socket with it")
 SHOW_STAT = (f"{DAEMON.running()} || {{ echo 'HAProxy is not running'; exit 3; }}; "
              f"command -v socat >/dev/null || {{ echo {NO_SOCAT}; exit 3; }}; "
-             f"echo 'show stat' | timeout 5 socat -t 2 stdio unix-connect:{ADMIN_SOCKET}")
+             f"{runtime_api()}; api 'show stat'")
 STATES = {"UP": UP, "no check": UP, "DOWN": DOWN, "MAINT": MAINT, "DRAIN": MAINT, "NOLB": MAINT}
 
 
@@ -112,6 +118,34 @@ def traffic(service: Service) -> TrafficPromise:
     return TrafficPromise(DISTRIBUTION[service.method], hashed_key=key)
 
 
+STAT_STATUS_FIELD = 18  # `show stat` CSV: pxname, svname, ..., status (UP, DOWN, UP 1/2, MAINT, DRAIN, no check)
+
+
+def health_watch(service: Service, seconds: float) -> str:
+    """The runtime API's `show stat`, polled every 0.1 s (socat: Debian package socat)."""
+    states = (f"echo 'show stat' | socat -t 1 stdio UNIX-CONNECT:{ADMIN_SOCKET} | "
+              f"awk -F, -v b={shlex.quote(service.name)} '$1 == b && $2 != \"BACKEND\" && $2 != \"FRONTEND\" "
+              f"{{print $2 \" \" ${STAT_STATUS_FIELD}}}'")
+    return (f'last=""; end=$(( $(date +%s) + {int(seconds)} )); while [ $(date +%s) -lt $end ]; do '
+            f'now=$({states}); [ "$now" != "$last" ] && printf "%s\\n--\\n" "$now"; last=$now; sleep 0.1; done')
+
+
+STAT_SESSIONS_FIELD = 5  # scur: the server's current connections
+
+
+def set_state(service: Service, backend: str, state: str) -> str:
+    command = shlex.quote(f"set server {service.name}/{backend} state {state}")
+    return f'answer=$(api {command}); [ -z "$answer" ] || {{ echo "haproxy: $answer" >&2; exit 1; }}'
+
+
+def drain_script(service: Service, backend: str, seconds: int = 30) -> str:
+    """drain (no new connections; sticky clients move), wait for scur 0 (bounded), then maint."""
+    sessions = (f"api 'show stat' | awk -F, -v b={shlex.quote(service.name)} -v s={shlex.quote(backend)} "
+                f"'$1 == b && $2 == s {{print ${STAT_SESSIONS_FIELD}}}'")
+    wait = f'for i in $(seq {seconds * 10}); do [ "$({sessions})" = 0 ] && break; sleep 0.1; done'
+    return "; ".join([runtime_api(), set_state(service, backend, "drain"), wait, set_state(service, backend, "maint")])
+
+
 class HaproxyTarget(BalancerTarget):
     name = "haproxy"
     daemon = DAEMON
@@ -135,6 +169,15 @@ class HaproxyTarget(BalancerTarget):
         except ValueError as exc:
             return [BackendState(s.name, host, ALL_BACKENDS, UNKNOWN, str(exc)) for s in services]
         return [state for s in services for state in backend_states(s, host, stats)]
+
+    def health_watch(self, service: Service, seconds: float) -> str | None:
+        return health_watch(service, seconds) if service.health else None
+
+    def drain_script(self, service: Service, backend: str) -> str | None:
+        return drain_script(service, backend)
+
+    def ready_script(self, service: Service, backend: str) -> str | None:
+        return f"{runtime_api()}; {set_state(service, backend, 'ready')}"
 
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
         services = services_on(inventory, self.name, host)
