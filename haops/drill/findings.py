@@ -20,7 +20,7 @@ from haops.drill import record
 from haops.drill.analysis import failure_runs, longest_gap
 from haops.drill.record import DrillRecord, Event, Request
 
-SIMULTANEOUS_S = 0.001  # two VIP changes this close are one hand-over, not a window
+SIMULTANEOUS_S = 0.005  # two VIP changes this close (on two hosts, seen by two watchers) are one hand-over
 TAKEOVER_DRILLS = ("lb-failure", "link-cut", "balancer-failure")
 # The drills whose target is that clients see nothing at all.
 ZERO_FAILURE_DRILLS = ("backend-failure", "reload", "switchover", "drain", "failback")

@@ -87,6 +87,7 @@ def build_stage(cluster: DrillCluster, options: DrillOptions, scenario: Scenario
     stage.victim = options.victim or scenario.victim(stage)
     if stage.victim not in cluster.inventory.hosts:
         raise UserError(f"no host {stage.victim!r} in the inventory")
+    stage.init(stage.victim)  # connected and its init known now, so the fault costs no SSH handshake
     return stage
 
 
@@ -128,10 +129,10 @@ def sleep_until(moment: float) -> None:
 def inject_and_restore(stage: Stage, scenario: Scenario, start: float, options: DrillOptions, progress: Progress) -> None:
     sleep_until(start + options.fault_at)
     progress(f"{scenario.name}: injecting the fault on {stage.victim}")
-    stage.mark(record.NOTE, stage.victim, "injecting: " + scenario.plan(stage)[0])
+    stage.mark(record.FAULT, stage.victim, scenario.plan(stage)[0])
     try:
         scenario.inject(stage)
-        stage.mark(record.FAULT, stage.victim, "fault in place")
+        stage.mark(record.NOTE, stage.victim, "fault in place")
         sleep_until(start + options.fault_at + hold_seconds(options))
     finally:
         progress(f"{scenario.name}: restoring {stage.victim}")

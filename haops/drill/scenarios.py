@@ -38,6 +38,7 @@ class Stage:
     reloads: int = 50
     restart: bool = False
     events: list[Event] = field(default_factory=list)
+    inits: dict[str, str] = field(default_factory=dict)
 
     @property
     def inventory(self) -> Inventory:
@@ -47,7 +48,9 @@ class Stage:
         self.events.append(Event(time.monotonic(), kind, host, detail))
 
     def init(self, host: str) -> str:
-        return self.cluster.sh(host, DETECT_INIT).strip() or PLAIN
+        if host not in self.inits:
+            self.inits[host] = self.cluster.sh(host, DETECT_INIT).strip() or PLAIN
+        return self.inits[host]
 
     def run_daemon(self, host: str, target: Target, verb: str) -> None:
         daemon = daemon_of(target)
