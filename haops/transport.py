@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import shlex
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,3 +160,52 @@ def run(connection: Connection, script: str, timeout_s: float | None = None) -> 
 def put_text(connection: Connection, text: str, remote_path: str) -> None:
     with deadline(connection, COMMAND_TIMEOUT_S, f"uploading {remote_path}"):
         connection.put(io.BytesIO(text.encode("utf-8")), remote_path)
+
+
+class Connections:
+    """One connection per host, opened on first use and shared until close(): apply's hosts,
+    then its VIP wait, or every read of `haops status`. A host that could not be reached is not
+    tried again; the same failure is raised at once."""
+
+    def __init__(self, hosts: Mapping[str, Host], settings: SshSettings) -> None:
+        self.hosts, self.settings = hosts, settings
+        self.open: dict[str, Connection] = {}
+        self.failed: dict[str, HostFailure] = {}
+        self.lock = threading.Lock()
+
+    def get(self, name: str) -> Connection:
+        with self.lock:
+            if name in self.failed:
+                raise self.failed[name]
+            if name in self.open:
+                return self.open[name]
+        try:
+            connection = open_connection(self.hosts[name], self.settings)
+        except HostFailure as exc:
+            with self.lock:
+                self.failed[name] = exc
+            raise
+        with self.lock:
+            self.open[name] = connection
+        return connection
+
+    def unreachable(self, name: str) -> bool:
+        with self.lock:
+            return name in self.failed
+
+    def runner(self, name: str) -> Callable[[str], Ran]:
+        """Run scripts on the host; the first one connects (a HostFailure if it cannot)."""
+        return lambda script: run(self.get(name), script)
+
+    def drop(self, name: str) -> None:
+        """Close the host's connection; the next get() opens a new one."""
+        with self.lock:
+            connection = self.open.pop(name, None)
+        if connection is not None:
+            connection.close()
+
+    def close(self) -> None:
+        with self.lock:
+            opened, self.open = list(self.open.values()), {}
+        for connection in opened:
+            connection.close()

@@ -23,7 +23,8 @@ from haops.apply.plan import HostPlan, TargetPlan, plan_host
 from haops.apply.remote_check import check_on_host
 from haops.targets import targets_by_host
 from haops.targets.base import RenderContext, RenderedFile, Target
-from haops.transport import HostFailure, SshSettings, open_connection, run
+from haops.apply.vips import wait_for_vips
+from haops.transport import Connections, HostFailure, SshSettings, run
 from haops.apply.validation import check_files
 from haops.secrets import mask_pair
 
@@ -109,7 +110,7 @@ def check_here(inventory: Inventory, host: str, plans: list[TargetPlan]) -> None
 
 
 def apply_host(inventory: Inventory, host: str, targets: list[Target], options: ApplyOptions,
-               settings: SshSettings, run_id: str, progress: Progress) -> HostOutcome:
+               connections: Connections, run_id: str, progress: Progress) -> HostOutcome:
     started = time.monotonic()
     report = HostReport(host)
     outcome = HostOutcome(report)
@@ -121,7 +122,7 @@ def apply_host(inventory: Inventory, host: str, targets: list[Target], options: 
     root = None
     try:
         step("connecting")
-        connection = open_connection(inventory.hosts[host], settings)
+        connection = connections.get(host)
         with HostLock(connection, host):
             step("reading facts")
             facts, rendered = read_facts(connection, inventory, host, targets)
@@ -138,7 +139,7 @@ def apply_host(inventory: Inventory, host: str, targets: list[Target], options: 
                 report.changed = [f.file.path for t in plan.targets for f in t.changed]
                 report.reloads = [t.label for t in plan.activations]
             elif not plan.is_noop:
-                context = ExecuteContext(inventory, host, plan.init, root or "", f"{BACKUP_ROOT}/{run_id}", settings, step)
+                context = ExecuteContext(inventory, host, plan.init, root or "", f"{BACKUP_ROOT}/{run_id}", connections.settings, step)
                 execute_plan(connection, plan, context, report, options.host_rollback)
     except HostFailure as exc:
         report.fail(str(exc))
@@ -147,7 +148,8 @@ def apply_host(inventory: Inventory, host: str, targets: list[Target], options: 
     finally:
         if connection is not None:
             cleanup(connection, root)
-            connection.close()
+            if not report.ok:
+                connections.drop(host)  # it may be the thing that broke
         report.seconds = time.monotonic() - started
         step("done" if report.ok else "failed")
     return outcome
@@ -163,18 +165,26 @@ def batches(hosts: list[str], serial: int) -> list[list[str]]:
 
 
 def apply(inventory: Inventory, hosts: list[str], options: ApplyOptions, settings: SshSettings, progress: Progress) -> list[HostOutcome]:
+    """Every batch's hosts in parallel; then, unless --check, the batch's VIPs settled (vips.py)."""
     by_host = targets_by_host(inventory)
     run_id = new_run_id()
     outcomes = [HostOutcome(HostReport(h, messages=["nothing for haops to manage on this host"])) for h in hosts if h not in by_host]
-    failed = 0
-    for batch in batches([h for h in hosts if h in by_host], options.serial):
-        if options.serial and failed > options.max_fail:
-            outcomes += [skipped(host, f"not started: more than {options.max_fail} host(s) failed in earlier batches") for host in batch]
-            continue
-        with ThreadPoolExecutor(max_workers=max(1, options.concurrency)) as pool:
-            results = list(pool.map(lambda host: apply_host(inventory, host, by_host[host], options, settings, run_id, progress), batch))
-        failed += sum(not r.report.ok for r in results)
-        outcomes += results
+    failed: set[str] = set()
+    connections = Connections(inventory.hosts, settings)
+    try:
+        for batch in batches([h for h in hosts if h in by_host], options.serial):
+            if options.serial and len(failed) > options.max_fail:
+                outcomes += [skipped(host, f"not started: more than {options.max_fail} host(s) failed in earlier batches") for host in batch]
+                continue
+            with ThreadPoolExecutor(max_workers=max(1, options.concurrency)) as pool:
+                results = list(pool.map(lambda host: apply_host(inventory, host, by_host[host], options, connections, run_id, progress), batch))
+            failed |= {r.report.host for r in results if not r.report.ok}
+            if not options.check:
+                wait_for_vips(inventory, results, failed, connections, progress)
+                failed |= {r.report.host for r in results if not r.report.ok}
+            outcomes += results
+    finally:
+        connections.close()
     return outcomes
 
 

@@ -12,6 +12,7 @@ from haops.cli.drill import drill
 from haops.cli.metrics import metrics
 from haops.cli.planned import failback, switchover
 from haops.cli.render import render
+from haops.cli.status import status
 from haops.cli.validate import validate
 from haops.cli.verify import verify
 from haops.errors import UserError
@@ -27,6 +28,7 @@ app.command()(render)
 app.command()(validate)
 app.command()(apply)
 app.command()(verify)
+app.command()(status)
 app.command()(drill)
 app.command()(switchover)
 app.command()(failback)

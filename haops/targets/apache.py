@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import shlex
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
+from xml.etree import ElementTree
 
 from haops.inventory.model import Inventory, Service
 from haops.inventory.values import ipv4_networks
 from haops.render import render_template, whole_seconds
 from haops.targets.base import (
+    ALL_BACKENDS,
+    DOWN,
     LEAST,
+    MAINT,
+    NOT_EXPOSED,
     SPLIT,
     SPREAD,
+    UNKNOWN,
+    UP,
+    BackendState,
     BalancerTarget,
     Check,
+    HostRun,
     OptionField,
     ProblemAt,
     RenderContext,
@@ -115,8 +126,68 @@ def server_limit(services: list[Service]) -> int:
     return max(1, -(-sum(s.maxconn for s in services) // THREADS_PER_CHILD))
 
 
-def manager_allow(service: Service) -> tuple[object, ...]:
+def manager_allow(service: Service) -> tuple[IPv4Network, ...]:
     return tuple(service.options["manager"]["allow"])
+
+
+# --- balancer-manager: each member's state as this Apache sees it ---------------------------------
+# Its XML form (?xml=1) lists every member with a status of flags, "Ok" when usable (ap_proxy_parse_wstatus
+# in modules/proxy/proxy_util.c). Parameters without a same-site Referer are ignored (against CSRF).
+# Apache listens only on the VIP, so only the host holding it can reach its own balancer-manager,
+# from 127.0.0.1, which the default manager.allow admits.
+
+MANAGER = "/balancer-manager"
+NAMESPACE = "{http://httpd.apache.org}"
+NOT_HELD = "VIP-NOT-HELD-HERE"
+LOOPBACK = IPv4Address("127.0.0.1")
+MAINT_FLAGS = {"Dis", "Stop", "Drn", "Shut"}
+
+
+def manager_script(service: Service) -> str:
+    url = f"http://{service.vip}:{service.port}{MANAGER}"
+    held = f"ip -br -4 addr | grep -qF {shlex.quote(f' {service.vip}/')}"
+    fetch = f"curl -sS -m 3 --interface 127.0.0.1 -e {shlex.quote(url)} {shlex.quote(url + '?xml=1')}"
+    return f"if {held}; then {fetch}; else echo {NOT_HELD}; fi"
+
+
+def member_state(status: str) -> str:
+    flags = set(status.split())
+    if "Ok" in flags:
+        return UP
+    return MAINT if flags & MAINT_FLAGS else DOWN
+
+
+def parse_manager(xml: str) -> dict[str, str]:
+    """Each member's status flags by its URL (http://10.213.0.21:8080), from balancer-manager's XML."""
+    root = ElementTree.fromstring(xml)
+    return {(worker.findtext(f"{NAMESPACE}name") or ""): (worker.findtext(f"{NAMESPACE}status") or "").strip()
+            for worker in root.iter(f"{NAMESPACE}worker")}
+
+
+def member_states(service: Service, host: str, statuses: dict[str, str]) -> list[BackendState]:
+    states = []
+    for backend in service.backends:
+        status = statuses.get(f"http://{backend.address}:{backend.port}")
+        state = member_state(status) if status is not None else UNKNOWN
+        states.append(BackendState(service.name, host, backend.host, state, status if status is not None else "not a member here"))
+    return states
+
+
+def manager_states(service: Service, host: str, run: HostRun) -> list[BackendState]:
+    def whole(state: str, detail: str) -> list[BackendState]:
+        return [BackendState(service.name, host, ALL_BACKENDS, state, detail)]
+
+    if not any(LOOPBACK in network for network in manager_allow(service)):
+        return whole(NOT_EXPOSED, f"manager.allow does not admit 127.0.0.1, from where haops reads {MANAGER}")
+    ran = run(manager_script(service))
+    if ran.stdout.strip() == NOT_HELD:
+        return whole(NOT_EXPOSED, f"Apache listens only on {service.vip}, which {host} does not hold")
+    try:
+        if ran.code != 0:
+            raise ValueError(f"{MANAGER}: {(ran.stderr or ran.stdout).strip()}")
+        return member_states(service, host, parse_manager(ran.stdout))
+    except (ValueError, ElementTree.ParseError) as exc:
+        return whole(UNKNOWN, str(exc))
 
 
 class ApacheTarget(BalancerTarget):
@@ -124,12 +195,16 @@ class ApacheTarget(BalancerTarget):
     daemon = DAEMON
     algorithms = ALGORITHMS
     option_blocks = OPTIONS
+    speaks_http = True
 
     def review_service(self, service: Service) -> list[ProblemAt]:
         return review(service)
 
     def traffic(self, service: Service) -> TrafficPromise:
         return DISTRIBUTION.get(service.method, TrafficPromise(SPREAD))
+
+    def backend_states(self, inventory: Inventory, host: str, run: HostRun) -> list[BackendState]:
+        return [state for s in services_on(inventory, self.name, host) for state in manager_states(s, host, run)]
 
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
         services = services_on(inventory, self.name, host)

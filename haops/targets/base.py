@@ -13,7 +13,9 @@ A target says, for its technology:
   listeners     what it listens on once live; proofs and verify check its own processes hold them
   hook          what only it needs around activation (the iptables revert guard)
   state_checks  what verify checks on the host beyond files, daemon and listeners
-A balancer also says what each of its algorithms must show in traffic (BalancerTarget.traffic).
+  vrrp_nodes    for `haops status` and apply's VIP wait: its VRRP instances on a host, as its daemon reports them
+A balancer also says what each of its algorithms must show in traffic (BalancerTarget.traffic),
+whether its services speak HTTP, and how it sees each backend now (backend_states).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from haops.targets.daemon import Daemon
 
 if TYPE_CHECKING:
     from fabric import Connection
+
+    from haops.transport import Ran
 
 KeyPath = tuple[str | int, ...]
 ProblemAt = tuple[KeyPath, str]
@@ -77,6 +81,38 @@ class RemoteHost(Protocol):
 
 
 Verdict = tuple[str, str, str]  # expected, observed, status
+HostRun = Callable[[str], "Ran"]  # runs a POSIX sh script on one host
+
+
+@dataclass(frozen=True)
+class VrrpNode:
+    """One VRRP instance on one host, as the daemon reports it; `state` None when it could not be read."""
+
+    instance: str
+    host: str
+    state: str | None
+    priority: int | None = None
+    effective_priority: int | None = None
+    holds_vip: bool = False
+    error: str | None = None
+
+
+UP, DOWN, MAINT = "UP", "DOWN", "MAINT"
+UNKNOWN = "unknown"  # the balancer could not be read
+NOT_EXPOSED, PASSIVE_ONLY, NO_CHECKS = "not exposed", "passive checks only", "no health checks"
+ALL_BACKENDS = "*"
+
+
+@dataclass(frozen=True)
+class BackendState:
+    """A backend as one balancer host sees it: UP, DOWN or MAINT; UNKNOWN when the balancer could
+    not be read; or why the balancer keeps no state to read (`backend` is ALL_BACKENDS then)."""
+
+    service: str
+    host: str
+    backend: str
+    state: str
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -168,6 +204,12 @@ class Target:
     def state_checks(self, inventory: Inventory, host: str) -> list[StateCheck]:
         return []
 
+    # --- status -------------------------------------------------------------------------------
+
+    def vrrp_nodes(self, inventory: Inventory, host: str, run: HostRun) -> list[VrrpNode]:
+        """The VRRP instances this target runs on `host`, as its daemon reports them now."""
+        return []
+
 
 # --- balancers ---------------------------------------------------------------------------------
 
@@ -210,6 +252,7 @@ class BalancerTarget(Target):
 
     algorithms: ClassVar[Mapping[str, str]]
     option_blocks: ClassVar[Mapping[str, Mapping[str, OptionField]]] = {}
+    speaks_http: ClassVar[bool] = False  # its services answer HTTP (else only TCP is promised)
 
     def hosts(self, inventory: Inventory) -> tuple[str, ...]:
         return hosts_running(inventory, self.name)
@@ -234,6 +277,11 @@ class BalancerTarget(Target):
 
     def traffic(self, service: Service) -> TrafficPromise:
         return TrafficPromise(SPREAD)
+
+    def backend_states(self, inventory: Inventory, host: str, run: HostRun) -> list[BackendState]:
+        """Each backend of this balancer's services on `host`, as the balancer sees it now."""
+        return [BackendState(s.name, host, ALL_BACKENDS, NOT_EXPOSED, f"haops reads no backend state from {self.name}")
+                for s in services_on(inventory, self.name, host)]
 
     def health_watch(self, service: Service, seconds: float) -> str | None:
         """Shell: for `seconds`, print "<backend> <state>" lines, then "--", whenever the balancer's

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import csv
 import shlex
-
 from pathlib import Path
 
 from haops.inventory.model import Inventory, Service
 from haops.render import render_template
 from haops.targets.base import (
     AFFINITY,
+    ALL_BACKENDS,
+    DOWN,
     LEAST,
+    MAINT,
     SPLIT,
+    UNKNOWN,
+    UP,
+    BackendState,
     BalancerTarget,
     Check,
+    HostRun,
     ProblemAt,
     RenderContext,
     RenderedFile,
@@ -24,6 +31,7 @@ from haops.targets.base import (
 from haops.targets.daemon import Daemon
 
 CONFIG = "/etc/haproxy/haproxy.cfg"
+ADMIN_SOCKET = "/run/haproxy/admin.sock"
 ALGORITHMS = {
     "roundrobin": "roundrobin",
     "static-rr": "static-rr",
@@ -61,6 +69,48 @@ def balance_line(service: Service) -> str:
     return service.method
 
 
+# --- the runtime API: each server's state as this HAProxy sees it ---------------------------------
+
+
+def runtime_api() -> str:
+    """Shell function `api CMD`: one runtime API command; its answer on stdout, non-empty meaning refused."""
+    return f'api() {{ echo "$1" | socat -t 2 stdio UNIX-CONNECT:{ADMIN_SOCKET}; }}'
+
+
+NO_SOCAT = shlex.quote("socat is not installed on this host; haops reads HAProxy's admin socket with it")
+SHOW_STAT = (f"{DAEMON.running()} || {{ echo 'HAProxy is not running'; exit 3; }}; "
+             f"command -v socat >/dev/null || {{ echo {NO_SOCAT}; exit 3; }}; "
+             f"{runtime_api()}; api 'show stat'")
+STATES = {"UP": UP, "no check": UP, "DOWN": DOWN, "MAINT": MAINT, "DRAIN": MAINT, "NOLB": MAINT}
+
+
+def parse_show_stat(text: str) -> dict[tuple[str, str], dict[str, str]]:
+    """`show stat` CSV (a '# ' header line names the columns) by (proxy, server)."""
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("# "):
+        raise ValueError(f"HAProxy's `show stat` answered {text.strip()[:200]!r}")
+    rows = csv.DictReader([lines[0][2:], *lines[1:]])
+    return {(row["pxname"], row["svname"]): row for row in rows if row.get("svname")}
+
+
+def server_state(row: dict[str, str]) -> tuple[str, str]:
+    """UP, DOWN or MAINT, and HAProxy's own words: 'UP 1/2' is up, going down after one more failed check."""
+    status = row.get("status", "")
+    state = next((s for word, s in STATES.items() if status.startswith(word)), UNKNOWN)
+    check = " ".join(filter(None, (row.get("check_status"), row.get("check_code"))))
+    detail = ", ".join(filter(None, (status, f"check {check}" if check else "", row.get("last_chk") if state != UP else "")))
+    return state, detail
+
+
+def backend_states(service: Service, host: str, stats: dict[tuple[str, str], dict[str, str]]) -> list[BackendState]:
+    states = []
+    for backend in service.backends:
+        row = stats.get((service.name, backend.host))
+        state, detail = server_state(row) if row else (UNKNOWN, "not in this HAProxy's running configuration")
+        states.append(BackendState(service.name, host, backend.host, state, detail))
+    return states
+
+
 def traffic(service: Service) -> TrafficPromise:
     if service.sticky == "source":
         return TrafficPromise(AFFINITY)
@@ -68,7 +118,6 @@ def traffic(service: Service) -> TrafficPromise:
     return TrafficPromise(DISTRIBUTION[service.method], hashed_key=key)
 
 
-ADMIN_SOCKET = "/run/haproxy/admin.sock"
 STAT_STATUS_FIELD = 18  # `show stat` CSV: pxname, svname, ..., status (UP, DOWN, UP 1/2, MAINT, DRAIN, no check)
 
 
@@ -82,11 +131,6 @@ def health_watch(service: Service, seconds: float) -> str:
 
 
 STAT_SESSIONS_FIELD = 5  # scur: the server's current connections
-
-
-def runtime_api() -> str:
-    """Shell function `api CMD`: one runtime API command; its answer on stdout, non-empty meaning refused."""
-    return f'api() {{ echo "$1" | socat -t 2 stdio UNIX-CONNECT:{ADMIN_SOCKET}; }}'
 
 
 def set_state(service: Service, backend: str, state: str) -> str:
@@ -107,12 +151,24 @@ class HaproxyTarget(BalancerTarget):
     daemon = DAEMON
     algorithms = ALGORITHMS
     secret_lines = (r"^\s*stats auth [^:\s]*:(\S+)",)
+    speaks_http = True
 
     def review_service(self, service: Service) -> list[ProblemAt]:
         return review(service)
 
     def traffic(self, service: Service) -> TrafficPromise:
         return traffic(service)
+
+    def backend_states(self, inventory: Inventory, host: str, run: HostRun) -> list[BackendState]:
+        services = services_on(inventory, self.name, host)
+        ran = run(SHOW_STAT)
+        try:
+            if ran.code != 0:
+                raise ValueError(f"reading {ADMIN_SOCKET} failed: {(ran.stdout + ran.stderr).strip()}")
+            stats = parse_show_stat(ran.stdout)
+        except ValueError as exc:
+            return [BackendState(s.name, host, ALL_BACKENDS, UNKNOWN, str(exc)) for s in services]
+        return [state for s in services for state in backend_states(s, host, stats)]
 
     def health_watch(self, service: Service, seconds: float) -> str | None:
         return health_watch(service, seconds) if service.health else None
@@ -127,6 +183,7 @@ class HaproxyTarget(BalancerTarget):
         services = services_on(inventory, self.name, host)
         text = render_template(
             "haproxy/haproxy.cfg.j2",
+            admin_socket=ADMIN_SOCKET,
             services=services,
             balance_line=balance_line,
             maxconn=sum(s.maxconn for s in services),

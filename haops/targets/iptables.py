@@ -35,9 +35,13 @@ from typing import TYPE_CHECKING
 from haops.inventory.model import Backend, Inventory, Service
 from haops.render import render_template
 from haops.targets.base import (
+    ALL_BACKENDS,
+    NO_CHECKS,
     SPLIT,
+    BackendState,
     BalancerTarget,
     Check,
+    HostRun,
     ProblemAt,
     RemoteHost,
     RenderContext,
@@ -272,6 +276,10 @@ class IptablesTarget(BalancerTarget):
 
     def review_service(self, service: Service) -> list[ProblemAt]:
         return review(service)
+
+    def backend_states(self, inventory: Inventory, host: str, run: HostRun) -> list[BackendState]:
+        return [BackendState(s.name, host, ALL_BACKENDS, NO_CHECKS, "nth DNAT sends every backend its share, alive or not")
+                for s in services_on(inventory, self.name, host)]
 
     def traffic(self, service: Service) -> TrafficPromise:
         return TrafficPromise(SPLIT, dead_backend=False)

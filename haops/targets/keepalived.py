@@ -8,7 +8,9 @@ warning), so review_vrrp() refuses auth_pass there instead of silently dropping 
 
 nopreempt works only from initial state BACKUP (keepalived clears it on a MASTER), so with
 nopreempt every host starts BACKUP and the election picks the highest priority; without it the
-highest-priority host starts MASTER. track_process: one vrrp_script (`killall -0 DAEMON`, psmisc) per daemon,
+highest-priority host is configured `state MASTER`. Either way keepalived 2.2.7 enters BACKUP
+first and becomes MASTER only when the master-down timer (3 x advert_int + skew) runs out
+unheard, unless its priority is 255 (vrrp_init_state in vrrp_scheduler.c). track_process: one vrrp_script (`killall -0 DAEMON`, psmisc) per daemon,
 tracked without weight, so the instance goes to FAULT and gives up the VIP while the daemon is not
 running. Not vrrp_track_process: it needs the kernel's process connector, which exists only in the
 initial network namespace, so in containers and the lab it never sees the daemon and stays FAULT.
@@ -31,12 +33,13 @@ from pathlib import Path
 from haops.inventory.model import Inventory, VrrpInstance
 from haops.render import render_template
 from haops.targets.base import (
-    ALWAYS,
     Check,
+    HostRun,
     ProblemAt,
     RenderContext,
     RenderedFile,
     Target,
+    VrrpNode,
     hosts_running,
     under,
 )
@@ -92,18 +95,156 @@ def instances_on(inventory: Inventory, host: str) -> list[InstanceOnHost]:
 DAEMON = Daemon(name="keepalived", unit="keepalived", process="keepalived", pidfile="/run/keepalived.pid",
                 start=f"keepalived -f {CONFIG} -p /run/keepalived.pid",
                 reload='kill -HUP "$(cat /run/keepalived.pid)"')
+
+# --- keepalived's state dump ---------------------------------------------------------------------
+# On SIGUSR1 keepalived 2.2.7's VRRP process rewrites STATE_DUMP (vrrp_print_data in
+# keepalived/vrrp/vrrp_print.c, dump_data_vrrp and dump_vrrp in vrrp_data.c): sections headed
+# "------< NAME >------", the global definitions first and "Interfaces" last. In the VRRP Topology
+# section each instance opens with " VRRP Instance = NAME"; its fields follow as "   Key = value",
+# the entries of a list field ("   Virtual IP (1):") as "     10.213.0.100/24 dev eth0 scope global".
+# "State" is INIT, BACKUP, MASTER or FAULT; "Priority" the configured one, "Effective priority" the
+# one after tracking weights. The file is written through stdio buffers, so it may be read half
+# written: only a dump whose last section has begun is complete. It also holds the VRRP password
+# ("   Password = ..."), which is never read off the host.
 STATE_DUMP = "/tmp/keepalived.data"
+SECTION = "------< "
+TOPOLOGY = "------< VRRP Topology >------"
+LAST_SECTION = "------< Interfaces >------"
+INSTANCE = " VRRP Instance = "
+FIELD = "   "
+LISTED = "     "
+PASSWORD = "   Password = "
+DUMP_WAIT_TRIES = 40  # of 0.05 s
+ADDRESSES = "--- addresses"
 
 
-def instances_in_dump(inventory: Inventory, host: str) -> str:
-    """Shell: keepalived's own state dump (SIGUSR1) lists each instance with its priority and address."""
-    expected = []
-    for instance in inventory.vrrp.values():
-        if host in instance.hosts:
-            expected += [f"VRRP Instance = {instance.name}", f"Priority = {instance.priority(host)}", str(instance.vip)]
-    greps = " && ".join(f"grep -qF {shlex.quote(line)} {STATE_DUMP}" for line in expected) or ALWAYS
-    dump = f"rm -f {STATE_DUMP}; kill -USR1 {DAEMON.master_pid()}; sleep 0.2; [ -s {STATE_DUMP} ]"
-    return f"{dump} && {greps}"
+def dump_now() -> str:
+    """Shell: a fresh, complete state dump in STATE_DUMP; fails if none comes within 2 s."""
+    dump = shlex.quote(STATE_DUMP)
+    return (f"( rm -f {dump}; kill -USR1 {DAEMON.master_pid()} || exit 1; i=0; "
+            f"until grep -qxF -e {shlex.quote(LAST_SECTION)} {dump} 2>/dev/null; do "
+            f"i=$((i + 1)); [ $i -le {DUMP_WAIT_TRIES} ] || exit 1; sleep 0.05; done )")
+
+
+def topology_section(dump: str) -> str:
+    """Shell: the dump's VRRP Topology section through the next header, without the password."""
+    program = (f'$0 == "{TOPOLOGY}" {{ inside = 1 }} inside && /^{SECTION}/ && $0 != "{TOPOLOGY}" {{ print; exit }} '
+               f'inside && index($0, "{PASSWORD}") != 1')
+    return f"awk {shlex.quote(program)} {shlex.quote(dump)}"
+
+
+def instance_block(name: str, dump: str) -> str:
+    """Shell: the lines of one instance in the dump's VRRP Topology section."""
+    program = (f'$0 == "{TOPOLOGY}" {{ topology = 1; next }} topology && /^{SECTION}/ {{ exit }} '
+               f'topology && index($0, "{INSTANCE}") == 1 {{ inside = (substr($0, {len(INSTANCE) + 1}) == name); next }} '
+               'inside')
+    return f"awk -v name={shlex.quote(name)} {shlex.quote(program)} {shlex.quote(dump)}"
+
+
+def instance_listed(instance: InstanceOnHost, dump: str) -> str:
+    """Shell: the dump lists this instance with this host's priority and address, in a running state."""
+    vip = f"{LISTED}{instance.instance.vip.with_prefixlen} dev "
+    lines = "printf '%s\\n' \"$block\""
+    return (f"block=$({instance_block(instance.instance.name, dump)}) && "
+            f"{lines} | grep -qxF {shlex.quote(f'{FIELD}Priority = {instance.priority}')} && "
+            f"{lines} | grep -qE '^{FIELD}State = (MASTER|BACKUP|FAULT)$' && "
+            f"{lines} | grep -qF {shlex.quote(vip)}")
+
+
+def dump_lists(instances: list[InstanceOnHost], dump: str) -> str:
+    """Shell: the dump lists exactly these instances, each as instance_listed says."""
+    count = f'[ "$(grep -c {shlex.quote("^" + INSTANCE)} {shlex.quote(dump)})" = {len(instances)} ]'
+    return " && ".join([count, *(instance_listed(i, dump) for i in instances)])
+
+
+def instances_proof(inventory: Inventory, host: str) -> str:
+    """Shell: a fresh dump lists exactly this host's instances, each with its priority and address.
+    Any of MASTER, BACKUP or FAULT will do here: which host is MASTER is decided across hosts,
+    once apply has applied them all (haops/apply/vips.py)."""
+    return f"{dump_now()} && {dump_lists(instances_on(inventory, host), STATE_DUMP)}"
+
+
+@dataclass(frozen=True)
+class DumpedInstance:
+    name: str
+    state: str
+    priority: int
+    effective_priority: int
+    vips: tuple[str, ...]  # as keepalived lists them: 10.213.0.100/24
+
+
+class IncompleteDump(ValueError):
+    """The dump ends inside its VRRP Topology section: it was read while keepalived wrote it."""
+
+
+def parse_dump(text: str) -> dict[str, DumpedInstance]:
+    """The instances of a state dump, or of its VRRP Topology section alone, by name."""
+    lines = text.splitlines()
+    if TOPOLOGY not in lines:
+        return {}
+    body = lines[lines.index(TOPOLOGY) + 1:]
+    end = next((n for n, line in enumerate(body) if line.startswith(SECTION)), None)
+    if end is None:
+        raise IncompleteDump("keepalived's state dump ends inside its VRRP Topology section")
+    return {i.name: i for i in map(dumped_instance, instance_blocks(body[:end]))}
+
+
+def instance_blocks(lines: list[str]) -> list[list[str]]:
+    blocks: list[list[str]] = []
+    for line in lines:
+        if line.startswith(INSTANCE):
+            blocks.append([line])
+        elif blocks and not line.startswith(PASSWORD):
+            blocks[-1].append(line)
+    return blocks
+
+
+def dumped_instance(block: list[str]) -> DumpedInstance:
+    fields: dict[str, str] = {}
+    vips: list[str] = []
+    listing = ""
+    for line in block[1:]:
+        if line.startswith(LISTED):
+            if listing.startswith("Virtual IP ("):
+                vips.append(line.split()[0])
+        elif line.startswith(FIELD):
+            key, _, value = line.strip().partition(" = ")
+            listing = key if not value else ""
+            fields.setdefault(key, value)
+    name = block[0][len(INSTANCE):]
+    try:
+        return DumpedInstance(name, fields["State"], int(fields["Priority"]),
+                              int(fields.get("Effective priority", fields["Priority"])), tuple(vips))
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"keepalived's dump of instance {name!r} lacks a readable {exc}") from None
+
+
+def read_script() -> str:
+    """Shell: this host's VRRP instances from a fresh dump, then the IPv4 addresses it holds."""
+    running = f"{DAEMON.running()} || {{ echo 'keepalived is not running'; exit 3; }}"
+    dumped = f"{dump_now()} || {{ echo 'keepalived wrote no state dump within 2s'; exit 4; }}"
+    return "\n".join([running, dumped, topology_section(STATE_DUMP), f"echo {shlex.quote(ADDRESSES)}", "ip -br -4 addr"])
+
+
+def held_addresses(ip_brief: str) -> set[str]:
+    """The addresses (without prefix) in `ip -br addr` output."""
+    return {word.split("/")[0] for line in ip_brief.splitlines() for word in line.split()[2:]}
+
+
+def nodes_from(inventory: Inventory, host: str, output: str) -> list[VrrpNode]:
+    """This host's instances from read_script's output, each with whether the host holds its VIP."""
+    dump, _, addresses = output.partition(ADDRESSES + "\n")
+    dumped, held = parse_dump(dump), held_addresses(addresses)
+    nodes = []
+    for expected in instances_on(inventory, host):
+        name = expected.instance.name
+        holds = str(expected.instance.vip.ip) in held
+        found = dumped.get(name)
+        if found is None:
+            nodes.append(VrrpNode(name, host, None, holds_vip=holds, error="keepalived runs no such instance"))
+        else:
+            nodes.append(VrrpNode(name, host, found.state, found.priority, found.effective_priority, holds))
+    return nodes
 
 
 class KeepalivedTarget(Target):
@@ -115,7 +256,19 @@ class KeepalivedTarget(Target):
         return [(("vrrp", i.name, *path), message) for i in inventory.vrrp.values() for path, message in review_vrrp(i)]
 
     def proof(self, inventory: Inventory, host: str, files: list[RenderedFile], before: str | None) -> str:
-        return f"( {self.probe()} ) && {instances_in_dump(inventory, host)}"
+        return f"( {self.probe()} ) && {instances_proof(inventory, host)}"
+
+    def vrrp_nodes(self, inventory: Inventory, host: str, run: HostRun) -> list[VrrpNode]:
+        if not instances_on(inventory, host):
+            return []
+        ran = run(read_script())
+        try:
+            if ran.code == 0:
+                return nodes_from(inventory, host, ran.stdout)
+            why = (ran.stdout + ran.stderr).strip() or f"reading the VRRP state exited {ran.code}"
+        except ValueError as exc:
+            why = str(exc)
+        return [VrrpNode(i.instance.name, host, None, error=why) for i in instances_on(inventory, host)]
 
     def hosts(self, inventory: Inventory) -> tuple[str, ...]:
         wanted = {h for i in inventory.vrrp.values() for h in i.hosts} | set(hosts_running(inventory, "lvs"))

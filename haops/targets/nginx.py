@@ -11,11 +11,16 @@ from haops.inventory.values import boolean, one_of
 from haops.render import render_template, whole_seconds
 from haops.targets.base import (
     AFFINITY,
+    ALL_BACKENDS,
     LEAST,
+    NOT_EXPOSED,
+    PASSIVE_ONLY,
     SPLIT,
     SPREAD,
+    BackendState,
     BalancerTarget,
     Check,
+    HostRun,
     OptionField,
     ProblemAt,
     RenderContext,
@@ -174,6 +179,14 @@ def server_parameters(service: Service, weight: int, backup: bool) -> str:
     return " ".join(parameters)
 
 
+def backend_state(service: Service, host: str) -> BackendState:
+    """Open-source nginx keeps no health state it can show: max_fails marks a backend failed only
+    while requests to it fail, inside nginx's workers."""
+    if plus(service):
+        return BackendState(service.name, host, ALL_BACKENDS, NOT_EXPOSED, "haops renders no NGINX Plus API to read")
+    return BackendState(service.name, host, ALL_BACKENDS, PASSIVE_ONLY, "open-source nginx has no active health state to read")
+
+
 def traffic(service: Service) -> TrafficPromise:
     if service.sticky == "cookie":
         return TrafficPromise(SPREAD)
@@ -188,9 +201,13 @@ class NginxTarget(BalancerTarget):
     daemon = DAEMON
     algorithms = ALGORITHMS
     option_blocks = OPTIONS
+    speaks_http = True
 
     def review_service(self, service: Service) -> list[ProblemAt]:
         return review(service)
+
+    def backend_states(self, inventory: Inventory, host: str, run: HostRun) -> list[BackendState]:
+        return [backend_state(s, host) for s in services_on(inventory, self.name, host)]
 
     def traffic(self, service: Service) -> TrafficPromise:
         return traffic(service)
