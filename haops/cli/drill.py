@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from typing import TYPE_CHECKING
@@ -11,7 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from haops.cli.common import InventoryPath, JsonFlag, load_inventory
-from haops.cli.output import err, out
+from haops.cli.output import err, fail, out
 
 if TYPE_CHECKING:
     from haops.drill.findings import Findings
@@ -54,7 +56,7 @@ def drill(
     output.mkdir(parents=True, exist_ok=True)
     cluster = DrillCluster(inv, settings_for(inv), lab)
     try:
-        with err().status(f"drill {name}") as status:
+        with err().status(f"drill {name}") as status, stopped_cleanly(f"drill {name}"):
             drill_record = run_drill(inv, options, cluster, lambda text: status.update(text))
     finally:
         cluster.close()
@@ -64,6 +66,19 @@ def drill(
     pictures = draw(drill_record, stem)
     show(drill_record, found, as_json, [stem.with_suffix(".json"), *pictures])
     raise typer.Exit(0 if found.passed else 1)
+
+
+@contextmanager
+def stopped_cleanly(what: str) -> Iterator[None]:
+    """A host that cannot be reached or refuses a step ends the run with one clear line, exit 1."""
+    from haops.transport import HostFailure
+
+    try:
+        yield
+    except HostFailure as exc:
+        fail(f"{what} stopped: {exc}. If the fault was in place, it was undone where haops could reach the host; "
+             "check with `haops status` before the next drill")
+        raise typer.Exit(1) from None
 
 
 def confirm_on_real_hosts(name: str, source: str) -> None:

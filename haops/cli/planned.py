@@ -73,7 +73,7 @@ def failback(
 
 def measured(inventory: Path, service: str | None, vrrp: str | None, backend: str | None, rate: float, output: Path,
              yes: bool, as_json: bool, act: Callable[[DrillCluster, Stage], tuple[str, Callable[[], None]]]) -> None:
-    from haops.cli.drill import confirm_on_real_hosts, draw, show
+    from haops.cli.drill import confirm_on_real_hosts, draw, show, stopped_cleanly
     from haops.drill.cluster import DrillCluster, instance_for, service_named
     from haops.drill.findings import explain
     from haops.drill.run import DrillOptions, run_operation
@@ -91,7 +91,7 @@ def measured(inventory: Path, service: str | None, vrrp: str | None, backend: st
         if lab is None and not yes:
             confirm_on_real_hosts(name, inv.source)
         output.mkdir(parents=True, exist_ok=True)
-        with err().status(name) as status:
+        with err().status(name) as status, stopped_cleanly(name):
             done = run_operation(stage, name, operation, DrillOptions(name, chosen.name, rate=rate), lambda t: status.update(t))
     finally:
         cluster.close()

@@ -4,8 +4,12 @@ Pure functions of a DrillRecord, so a saved record can be explained again later.
 
 Bounds (RFC 3768 / RFC 5798 timers, as keepalived implements them):
 - the master dies or is cut off: a backup declares it down after Master_Down_Interval =
-  3 x advert_int + skew, skew = (256 - backup priority) / 256 x advert_int;
+  3 x advert_int + skew, where skew = (256 - backup priority) / 256 seconds in VRRPv2
+  (RFC 3768) and (256 - backup priority) / 256 x advert_int in VRRPv3 (RFC 5798);
 - the master stops cleanly: it sends priority 0 and the backup waits only the skew;
+- the balancer dies under a track script: the script fails `fall` times, `interval` apart
+  (up to one more interval for where its cycle was), then the instance goes to FAULT and sends
+  priority 0, so the backup waits the skew;
 - a backend dies: a health check declares it down after about inter x fall (plus up to one
   inter for where the check cycle was when it died).
 """
@@ -22,6 +26,7 @@ from haops.drill.record import DrillRecord, Event, Request
 
 SIMULTANEOUS_S = 0.005  # two VIP changes this close (on two hosts, seen by two watchers) are one hand-over
 TAKEOVER_DRILLS = ("lb-failure", "link-cut", "balancer-failure")
+NOT_OBSERVED = "not observed: off the lab haops sees no VIP moves or health checks, only what the probe measured"
 # The drills whose target is that clients see nothing at all.
 ZERO_FAILURE_DRILLS = ("backend-failure", "reload", "switchover", "drain", "failback")
 
@@ -73,6 +78,8 @@ class Findings:
 
 
 def latency(requests: Sequence[Request]) -> Latency | None:
+    """Percentiles of the answered requests (a refusal takes 0 ms and a timeout exactly the limit)."""
+    requests = [r for r in requests if r.ok]
     if not requests:
         return None
     from hdrh.histogram import HdrHistogram
@@ -121,18 +128,28 @@ def detection(drill: DrillRecord, fault: float, victim: str) -> float | None:
     return min(found) if found else None
 
 
-def vrrp_bound(drill: DrillRecord, clean_stop: bool) -> tuple[float, str] | None:
+def skew_seconds(drill: DrillRecord, priority: int) -> float:
+    unit = float(drill.settings.get("advert_int", 1.0)) if drill.settings.get("vrrp_version") == 3 else 1.0
+    return (256 - priority) / 256 * unit
+
+
+def vrrp_bound(drill: DrillRecord, how: str) -> tuple[float, str] | None:
+    """The VRRP bound for a crash or cut ("silent"), a clean stop ("stop") or a track script ("track")."""
     advert = drill.settings.get("advert_int")
     priorities: dict[str, int] = drill.settings.get("priorities", {})
     victim = drill.settings.get("victim")
     backups = [p for h, p in priorities.items() if h != victim]
     if advert is None or not backups:
         return None
-    skew = (256 - max(backups)) / 256 * float(advert)
-    if clean_stop:
-        return skew, f"skew {skew:.2f}s = (256 - {max(backups)}) / 256 x advert_int {advert}s (priority 0 from the stopping master)"
-    return 3 * float(advert) + skew, (f"3 x advert_int {advert}s + skew {skew:.2f}s "
-                                      f"(skew = (256 - {max(backups)}) / 256 x advert_int)")
+    skew = skew_seconds(drill, max(backups))
+    unit = "x advert_int" if drill.settings.get("vrrp_version") == 3 else "s (VRRPv2)"
+    skew_why = f"skew {skew:.2f}s = (256 - {max(backups)}) / 256 {unit}"
+    if how == "stop":
+        return skew, f"{skew_why}, priority 0 from the stopping master"
+    if how == "track":
+        interval, fall = float(drill.settings.get("track_interval", 1)), int(drill.settings.get("track_fall", 2))
+        return interval * (fall + 1) + skew, f"track script interval {interval:g}s x (fall {fall} + 1) + {skew_why}"
+    return 3 * float(advert) + skew, f"3 x advert_int {advert}s + {skew_why}"
 
 
 def health_bound(drill: DrillRecord) -> tuple[float, str] | None:
@@ -143,10 +160,12 @@ def health_bound(drill: DrillRecord) -> tuple[float, str] | None:
 
 
 def expected_bound(drill: DrillRecord) -> tuple[float, str] | None:
+    if drill.drill == "balancer-failure":
+        return vrrp_bound(drill, "track")
     if drill.drill in TAKEOVER_DRILLS:
-        return vrrp_bound(drill, clean_stop=False)
+        return vrrp_bound(drill, "silent")
     if drill.drill == "lb-stop":
-        return vrrp_bound(drill, clean_stop=True)
+        return vrrp_bound(drill, "stop")
     if drill.drill == "backend-failure":
         return health_bound(drill)
     return None
@@ -218,22 +237,46 @@ def judge(drill: DrillRecord, found: Findings) -> None:
     for window in [w for w in found.two_holders if w.length > hand_over]:
         verdicts.append((False, f"split brain: {' and '.join(window.holders)} both held the VIP for "
                                 f"{window.length:.2f}s from t={window.start:.2f}s (two MASTERs)"))
-    if found.bound_s is not None and found.measured_s is not None:
+    judge_reloads(drill, found)
+    judge_bound(drill, found)
+    judge_failback(drill, found)
+
+
+def judge_bound(drill: DrillRecord, found: Findings) -> None:
+    verdicts = found.verdicts
+    if found.bound_s is None:
+        return
+    if found.measured_s is None and not drill.settings.get("lab", True):
+        verdicts.append((True, NOT_OBSERVED))
+    elif found.measured_s is not None:
         ok = found.measured_s <= found.bound_s + 0.5
         slowest = max(found.steps, key=lambda step: step[1]) if found.steps else ("", 0.0)
         why = "" if ok else f"; the slowest step: {slowest[0]} took {slowest[1]:.2f}s"
         verdicts.append((ok, f"measured {found.measured_s:.2f}s against the expected {found.bound_s:.2f}s "
                              f"({found.bound_why}){why}"))
-    elif found.bound_s is not None and drill.drill == "balancer-failure":
+    elif drill.drill == "balancer-failure":
         verdicts.append((False, f"the VIP stayed on {drill.settings.get('victim')} while its balancer was dead: "
                                 "is the VRRP instance tracking the balancer process (track_process)?"))
-    elif found.bound_s is not None:
+    else:
         verdicts.append((False, "the expected event never happened: no takeover or detection was seen"
                                 f" (expected within {found.bound_s:.2f}s: {found.bound_why})"))
-    judge_failback(drill, found)
+
+
+def judge_reloads(drill: DrillRecord, found: Findings) -> None:
+    done: dict[str, int] = drill.settings.get("reloads_done", {})
+    wanted = int(drill.settings.get("reloads", 0))
+    for host, count in sorted(done.items()):
+        if count < wanted:
+            found.verdicts.append((False, f"only {max(count, 0)} of {wanted} reloads succeeded on {host} "
+                                          "(see /tmp/haops-drill-reload.log there)" if count >= 0 else
+                                          f"the reloads on {host} had not finished {wanted} rounds when the drill ended"))
+        else:
+            found.verdicts.append((True, f"{count} reloads done on {host}"))
 
 
 def judge_failback(drill: DrillRecord, found: Findings) -> None:
+    if not drill.settings.get("lab", True):
+        return  # no VIP watchers off the lab
     if "nopreempt" not in drill.settings or found.restore is None or drill.drill not in (*TAKEOVER_DRILLS, "lb-stop"):
         return
     if drill.settings["nopreempt"]:

@@ -52,8 +52,9 @@ def move_vip(cluster: DrillCluster, instance: VrrpInstance, new_master: str) -> 
     if new_master not in instance.hosts:
         raise UserError(f"{new_master} is not a host of VRRP instance {instance.name} ({', '.join(instance.hosts)})")
     if instance.nopreempt:
-        raise UserError(f"VRRP instance {instance.name} is nopreempt: a higher priority does not take the VIP; "
-                        "use `haops drill switchover`, which steps the master down cleanly")
+        raise UserError(f"VRRP instance {instance.name} is nopreempt: a higher priority does not take the VIP, so a "
+                        "lasting switchover means stopping keepalived on the holder (priority 0) and starting it again; "
+                        "`haops drill switchover` measures exactly that, then gives the VIP back")
     cluster.apply_to(list(instance.hosts), with_instance(cluster.inventory, raised_priority(instance, new_master)))
     wait_for_holder(cluster, instance, new_master)
 

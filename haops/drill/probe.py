@@ -7,7 +7,7 @@ hide the gap). Each request is a new TCP connection: a plain connect, or one HTT
 the whole run stops by itself (or earlier, on SIGTERM, still printing every request it sent).
 
 Runs standalone (`python -I probe.py ...`, stdlib only) so the drill can start it inside a lab
-host's network namespace with nsenter. One JSON line per request on stdout:
+host's network namespace with nsenter. On stdout: {"ready": t0} as it starts, then one JSON line per request:
 {"t": absolute monotonic start, "outcome", "latency", "backend", "status"}, then {"done": true}.
 """
 
@@ -93,6 +93,8 @@ async def run(address: str, port: int, http_path: str | None, rate: float, durat
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     count = int(rate * duration)
     t0 = time.monotonic() + 0.05
+    sys.stdout.write(json.dumps({"ready": t0}) + "\n")
+    sys.stdout.flush()
     tasks = []
     for i in range(count):
         delay = t0 + i / rate - time.monotonic()

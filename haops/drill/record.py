@@ -17,7 +17,7 @@ OK = "ok"
 REFUSED = "refused"  # TCP RST to the SYN: nothing listens
 RESET = "reset"  # the connection was reset after it was accepted
 TIMEOUT = "timeout"  # no answer within the probe's request timeout
-HTTP_ERROR = "http_error"  # an answer with status >= 500, or no valid HTTP status line
+HTTP_ERROR = "http_error"  # an answer with status >= 400, or no valid HTTP status line
 UNREACHABLE = "unreachable"  # no route, host unreachable (ICMP or no ARP answer)
 FAILURES = (REFUSED, RESET, TIMEOUT, HTTP_ERROR, UNREACHABLE)
 

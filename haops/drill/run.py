@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import select
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from haops.errors import UserError
 from haops.inventory.model import Inventory, Service, VrrpInstance
 from haops.targets import get_target
 from haops.targets.base import BalancerTarget
+from haops.targets.keepalived import TRACK_FALL, TRACK_INTERVAL_S, vrrp_version
 
 PROBE_SCRIPT = Path(__file__).with_name("probe.py")
 OPERATION_LEAD_S, OPERATION_TAIL_S = 1.0, 2.0
@@ -73,6 +77,13 @@ def check_options(options: DrillOptions, scenario: Scenario) -> None:
     if options.duration < busy_until + 2:
         raise UserError(f"--duration {options.duration:g}s is too short: the fault starts at {options.fault_at:g}s and "
                         f"is undone at about {busy_until:g}s; give at least {busy_until + 5:.0f}s")
+    check_probe_options(options)
+    if options.fault_at < 0.5 or options.hold <= 0 or options.reloads < 1:
+        raise UserError("--fault-at must be at least 0.5 s (the probe needs a steady state first), --hold above 0, "
+                        "--reloads at least 1")
+
+
+def check_probe_options(options: DrillOptions) -> None:
     if not 1 <= options.rate <= 2000:
         raise UserError(f"--rate must be 1..2000 requests per second, got {options.rate:g}")
     if not 0 < options.timeout <= 10:
@@ -117,7 +128,7 @@ def lab_watchers(cluster: DrillCluster, where: Placement, service: Service, inst
     seconds = options.duration + options.timeout + 30
     interface = cluster.inventory.hosts[where.client].interface
     found = [watchers.wire_watcher(where.netns, interface, seconds, vips, by_address, sys.executable),
-             watchers.neighbour_watcher(where.netns, where.client, vips)]
+             watchers.neighbour_watcher(where.netns, where.client, vips, seconds)]
     hosts = instance.hosts if instance else ()
     found += [watchers.vip_watcher(cluster.lab.netns(h), h, vips, seconds) for h in hosts]
     return found + health_watchers(cluster, service, seconds)
@@ -171,6 +182,7 @@ def run_drill(inventory: Inventory, options: DrillOptions, cluster: DrillCluster
 def run_operation(stage: Stage, name: str, operation: Callable[[], None], options: DrillOptions,
                   progress: Progress) -> DrillRecord:
     """A planned operation under the probe: 1 s of steady state, the operation, 2 s after it."""
+    check_probe_options(options)
 
     def act(start: float) -> None:
         sleep_until(start + OPERATION_LEAD_S)
@@ -188,17 +200,19 @@ def observe(stage: Stage, options: DrillOptions, name: str, act: Callable[[float
     where = placement(stage.cluster)
     watching = lab_watchers(stage.cluster, where, stage.service, stage.instance, options)
     initial_holders(stage)
-    watchers.start_all(watching)
     probe: subprocess.Popen[str] | None = None
     try:
-        progress(f"{name}: probe {options.rate:g} req/s from {where.client or 'this machine'}")
-        probe = subprocess.Popen(where.wrap(probe_argv(stage.service, options)), stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
-        act(time.monotonic())
-        if stop_early:
-            probe.terminate()
-        progress(f"{name}: waiting for the probe to finish")
-        requests, t0 = collect_probe(probe, options)
+        with terminations_interrupt():
+            watchers.start_all(watching)
+            progress(f"{name}: probe {options.rate:g} req/s from {where.client or 'this machine'}")
+            probe = subprocess.Popen(where.wrap(probe_argv(stage.service, options)), stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+            wait_until_probing(probe)
+            act(time.monotonic())
+            if stop_early:
+                probe.terminate()
+            progress(f"{name}: waiting for the probe to finish")
+            requests, t0 = collect_probe(probe, options)
     finally:
         if probe is not None and probe.poll() is None:
             probe.kill()
@@ -206,6 +220,32 @@ def observe(stage: Stage, options: DrillOptions, name: str, act: Callable[[float
         events = watchers.stop_all(watching)
     duration = max([r.t for r in requests], default=0.0) if stop_early else options.duration
     return assemble(name, stage, dataclasses.replace(options, duration=duration), requests, t0, stage.events + events)
+
+
+@contextmanager
+def terminations_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a killed haops, a dropped SSH session) unwind like Ctrl-C, so the fault is undone."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def wait_until_probing(probe: subprocess.Popen[str], seconds: float = 10) -> None:
+    """No fault before the probe says it is sending: a probe that died at start measures nothing."""
+    assert probe.stdout is not None
+    ready = select.select([probe.stdout], [], [], seconds)[0]
+    line = probe.stdout.readline() if ready else ""
+    if '"ready"' not in line:
+        probe.kill()
+        _, stderr = probe.communicate(timeout=5)
+        raise UserError(f"the probe did not start (exit {probe.returncode}): {stderr.strip()[-500:]}; nothing was changed")
 
 
 def collect_probe(probe: subprocess.Popen[str], options: DrillOptions) -> tuple[list[Request], float]:
@@ -217,7 +257,7 @@ def collect_probe(probe: subprocess.Popen[str], options: DrillOptions) -> tuple[
         raise UserError("the probe did not finish in time; it was stopped") from None
     if probe.returncode != 0:
         raise UserError(f"the probe failed (exit {probe.returncode}): {stderr.strip()[-500:]}")
-    lines = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    lines = [json.loads(line) for line in stdout.splitlines() if line.strip() and '"ready"' not in line]
     t0 = next(float(line["t0"]) for line in lines if line.get("done"))
     requests = [Request(line["t"] - t0, line["outcome"], line["latency"], line["backend"], line["status"])
                 for line in lines if "outcome" in line]
@@ -259,9 +299,10 @@ def first_ok_events(requests: list[Request], shortest_s: float = 0.1) -> list[Ev
 def settings(stage: Stage, options: DrillOptions) -> dict[str, object]:
     found: dict[str, object] = {"victim": stage.victim, "fault_at": options.fault_at, "hold": options.hold,
                                 "timeout": options.timeout, "balancer": stage.service.balancer,
-                                "lab": stage.cluster.lab is not None}
+                                "lab": stage.cluster.lab is not None, **stage.extra}
     if stage.instance is not None:
         found |= {"vrrp_instance": stage.instance.name, "advert_int": stage.instance.advert_int_ms / 1000,
+                  "vrrp_version": vrrp_version(stage.instance), "track_interval": TRACK_INTERVAL_S, "track_fall": TRACK_FALL,
                   "nopreempt": stage.instance.nopreempt, "priorities": dict(stage.instance.priorities),
                   "vip": str(stage.instance.vip.ip)}
     if stage.service.health is not None:

@@ -12,6 +12,7 @@ import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from haops.drill import planned, record
 from haops.drill.cluster import DrillCluster
@@ -39,6 +40,7 @@ class Stage:
     restart: bool = False
     events: list[Event] = field(default_factory=list)
     inits: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # what the fault learned, for the record's settings
 
     @property
     def inventory(self) -> Inventory:
@@ -126,11 +128,16 @@ def cut(stage: Stage) -> None:
     if stage.cluster.lab is not None:
         stage.cluster.lab.cut(stage.victim)
         return
-    # The interface comes back by itself after the hold: nothing depends on this machine reaching the host again.
+    # The interface comes back by itself after the hold: nothing depends on this machine reaching the host
+    # again. A link going down deletes its routes (the default route too), so they are saved and put back.
+    # The first second lets this SSH command return before the link goes.
     interface = shlex.quote(interface_of(stage, stage.victim))
-    bounce = f"ip link set dev {interface} down; sleep {stage.hold_s:.1f}; ip link set dev {interface} up"
+    bounce = (f"sleep 1; routes=$(ip -4 route show dev {interface}); ip link set dev {interface} down; "
+              f"sleep {stage.hold_s:.1f}; ip link set dev {interface} up; sleep 0.5; "
+              f'echo "$routes" | while read -r route; do [ -n "$route" ] && ip route replace $route dev {interface}; done')
     stage.cluster.sh(stage.victim, f"nohup setsid sh -c {shlex.quote(bounce)} >/dev/null 2>&1 &")
     stage.cluster.forget(stage.victim)
+    time.sleep(1.1)
 
 
 def heal(stage: Stage) -> None:
@@ -161,7 +168,12 @@ def start_keepalived(stage: Stage) -> None:
 
 
 def kill_responder(stage: Stage) -> None:
-    stage.cluster.sh(stage.victim, f'kill -9 {daemon_of(stand_in()).master_pid()} $(pidof nginx) 2>/dev/null; true')
+    """SIGKILL the stand-in responder's master and its own workers, nothing else on the host."""
+    if not stage.inventory.responders:
+        raise UserError("backend-failure on real hosts kills the haops stand-in responder, and this inventory has "
+                        "none (responders: false); crash a backend in the lab, or stop your application by hand")
+    daemon = daemon_of(stand_in())
+    stage.cluster.sh(stage.victim, f'workers=$({daemon.generation()}); kill -9 {daemon.master_pid()} $workers 2>/dev/null; true')
 
 
 def start_responder(stage: Stage) -> None:
@@ -197,8 +209,13 @@ def start_balancer(stage: Stage) -> None:
     stage.run_daemon(stage.victim, balancer(stage), "start")
 
 
+RELOAD_DONE = "/tmp/haops-drill-reload.done"
+RELOAD_WAIT_S = 60
+
+
 def reload_balancers(stage: Stage) -> None:
-    """`reloads` back-to-back reloads (or restarts) of the service's balancer on every host it runs on."""
+    """`reloads` back-to-back reloads (or restarts) of the service's balancer on every host it runs on,
+    in the background; each loop writes how many succeeded to RELOAD_DONE when it ends."""
     daemon = daemon_of(balancer(stage))
     for host in stage.service.hosts:
         init = stage.init(host)
@@ -206,8 +223,19 @@ def reload_balancers(stage: Stage) -> None:
             once = f"{daemon.stop_command(init)}; sleep 0.1; {daemon.start_command(init)}"
         else:
             once = daemon.reload_command(init)
-        loop = f"for i in $(seq {stage.reloads}); do {once} || exit 1; sleep {RELOAD_PAUSE_S}; done"
-        stage.cluster.sh(host, f"nohup setsid sh -c {shlex.quote(loop)} >/tmp/haops-drill-reload.log 2>&1 &")
+        loop = (f"n=0; for i in $(seq {stage.reloads}); do {once} || break; n=$((n + 1)); sleep {RELOAD_PAUSE_S}; done; "
+                f"echo $n > {RELOAD_DONE}")
+        stage.cluster.sh(host, f"rm -f {RELOAD_DONE}; nohup setsid sh -c {shlex.quote(loop)} >/tmp/haops-drill-reload.log 2>&1 &")
+
+
+def reloads_done(stage: Stage) -> None:
+    """Wait (bounded) for every host's loop; record how many reloads each really did."""
+    wait = (f"for i in $(seq {RELOAD_WAIT_S * 10}); do [ -s {RELOAD_DONE} ] && exec cat {RELOAD_DONE}; sleep 0.1; done; "
+            "echo unfinished")
+    for host in stage.service.hosts:
+        done = stage.cluster.sh(host, wait, timeout_s=RELOAD_WAIT_S + 10).strip()
+        stage.extra.setdefault("reloads_done", {})[host] = int(done) if done.isdigit() else -1
+        stage.mark(record.NOTE, host, f"{done} of {stage.reloads} {'restarts' if stage.restart else 'reloads'} done")
 
 
 VRRP_DROP = "INPUT -p 112 -m comment --comment haops-drill -j DROP"
@@ -228,10 +256,6 @@ def pass_vrrp(stage: Stage) -> None:
     stage.cluster.sh(stage.victim, f"while iptables -w -D {VRRP_DROP} 2>/dev/null; do :; done")
 
 
-def nothing(stage: Stage) -> None:
-    return None
-
-
 # --- switchover: the VIP moves by priority ------------------------------------------------------------
 
 def switch_vip(stage: Stage) -> None:
@@ -240,8 +264,11 @@ def switch_vip(stage: Stage) -> None:
     new_master = next(h for h in stage.instance.hosts if h != stage.victim)
     if stage.instance.nopreempt:
         stop_keepalived(stage)
-        stage.cluster.wait_for_single_holder(stage.instance, 10)
+        holders = stage.cluster.wait_for_single_holder(stage.instance, 10)
         start_keepalived(stage)
+        if holders != [new_master]:
+            raise UserError(f"switchover: after keepalived stopped on {stage.victim} the VIP was held by "
+                            f"{', '.join(holders) or 'no host'}, not {new_master}")
         return
     planned.move_vip(stage.cluster, stage.instance, new_master)
 
@@ -279,7 +306,7 @@ SCENARIOS = {s.name: s for s in (
     Scenario("reload", "reload", "back-to-back graceful reloads of the balancer under load",
              lambda stage: stage.service.hosts[0],
              victim_plan("{reloads} back-to-back reloads of {balancer} on {hosts}"),
-             reload_balancers, nothing, needs_vrrp=False),
+             reload_balancers, reloads_done, needs_vrrp=False),
     Scenario("switchover", "switchover", "a planned move of the VIP to the backup, then giveback",
              vip_holder, victim_plan("move the VIP away from {victim} by priority, give it back after {hold:.0f} s"),
              switch_vip, give_back),

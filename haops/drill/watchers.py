@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import IO
 from pathlib import Path
 
 from haops.drill import record
@@ -33,9 +36,11 @@ class Watcher:
     ready: threading.Event = field(default_factory=threading.Event)
     process: subprocess.Popen[str] | None = None
     reader: threading.Thread | None = None
+    errors: IO[str] | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(list(self.argv), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        self.errors = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(list(self.argv), stdout=subprocess.PIPE, stderr=self.errors,
                                         stdin=subprocess.DEVNULL, text=True, start_new_session=True)
         self.reader = threading.Thread(target=self._read, name=f"watch-{self.name}", daemon=True)
         self.reader.start()
@@ -58,6 +63,18 @@ class Watcher:
                 self.process.wait(timeout=3)
         if self.reader is not None:
             self.reader.join(timeout=3)
+        self.note_failure()
+
+    def note_failure(self) -> None:
+        """A watcher that died on its own (not stopped by us) says so in the record: its silence is not the cluster's."""
+        if self.process is None or self.errors is None:
+            return
+        self.errors.seek(0)
+        errors = self.errors.read().strip()
+        self.errors.close()
+        if self.process.returncode not in (0, -signal.SIGTERM, -signal.SIGKILL, 124):
+            self.events.append(Event(time.monotonic(), record.NOTE, "",
+                                     f"watcher {self.name} failed (exit {self.process.returncode}): {errors[-200:]}"))
 
 
 def in_netns(netns: str, argv: Sequence[str]) -> list[str]:
@@ -125,7 +142,7 @@ LISTING_START, LISTING_END = "haops-listing-start", "haops-listing-end"
 NEIGH_LINE = re.compile(r"^(?P<address>[\d.]+) dev \S+ lladdr (?P<mac>[0-9a-f:]+)")
 
 
-def neighbour_watcher(netns: str, client: str, vips: Sequence[str]) -> Watcher:
+def neighbour_watcher(netns: str, client: str, vips: Sequence[str], seconds: float) -> Watcher:
     """The client's ARP entry for the VIP pointing at a new MAC."""
     last: dict[str, str] = {}
 
@@ -139,7 +156,8 @@ def neighbour_watcher(netns: str, client: str, vips: Sequence[str]) -> Watcher:
         return [Event(arrived, record.NEIGH, client, f"{match['address']} lladdr {match['mac']}")]
 
     ns = shlex.quote(netns)
-    watcher = Watcher(f"neigh-{client}", ["sh", "-c", f"ip -n {ns} neigh show; exec ip -n {ns} monitor neigh"], parse)
+    watcher = Watcher(f"neigh-{client}", ["sh", "-c", f"ip -n {ns} neigh show; exec timeout {int(seconds)} ip -n {ns} monitor neigh"],
+                      parse)
     watcher.ready.set()
     return watcher
 

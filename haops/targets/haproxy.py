@@ -126,7 +126,8 @@ def health_watch(service: Service, seconds: float) -> str:
     states = (f"echo 'show stat' | socat -t 1 stdio UNIX-CONNECT:{ADMIN_SOCKET} | "
               f"awk -F, -v b={shlex.quote(service.name)} '$1 == b && $2 != \"BACKEND\" && $2 != \"FRONTEND\" "
               f"{{print $2 \" \" ${STAT_STATUS_FIELD}}}'")
-    return (f'last=""; end=$(( $(date +%s) + {int(seconds)} )); while [ $(date +%s) -lt $end ]; do '
+    # Ends with its time, or as soon as its SSH session is gone (adopted by init).
+    return (f'last=""; end=$(( $(date +%s) + {int(seconds)} )); while [ $(date +%s) -lt $end ] && [ "$(ps -o ppid= -p $$ | tr -d " ")" != 1 ]; do '
             f'now=$({states}); [ "$now" != "$last" ] && printf "%s\\n--\\n" "$now"; last=$now; sleep 0.1; done')
 
 

@@ -48,7 +48,8 @@ from haops.targets.lvs import decimal_seconds, virtual_server_blocks
 
 CONFIG = "/etc/keepalived/keepalived.conf"
 SCRATCH = "/.haops-scratch/keepalived/keepalived.conf"
-VRRP3_MAX_ADVERT_MS = 40_950  # 12 bits of centiseconds
+VRRP3_MAX_ADVERT_MS = 40_950
+TRACK_INTERVAL_S, TRACK_FALL = 1, 2  # the track scripts' check: every second, two failures to FAULT  # 12 bits of centiseconds
 NET_DEVICES = Path("/sys/class/net")
 
 
@@ -282,6 +283,8 @@ class KeepalivedTarget(Target):
             instances=instances,
             processes=sorted({i.instance.track_process for i in instances if i.instance.track_process}),
             seconds=decimal_seconds,
+            track_interval=TRACK_INTERVAL_S,
+            track_fall=TRACK_FALL,
             virtual_servers=virtual_server_blocks(inventory, host),
         )
         secrets = tuple(i.instance.auth_pass for i in instances if i.instance.auth_pass)

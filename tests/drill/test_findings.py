@@ -103,3 +103,46 @@ def test_gratuitous_arp_bursts_collapse_and_first_ok_marks_only_real_gaps() -> N
     requests = steady(3.0, (1.0, 1.5))
     requests[50] = Request(0.5, record.RESET, 0.001)  # one lone failure: no gap worth a marker
     assert [round(e.t, 2) for e in first_ok_events(requests)] == [1.5]
+
+
+def with_settings(drill: DrillRecord, **settings: object) -> DrillRecord:
+    drill.settings.update(settings)
+    return drill
+
+
+def test_vrrpv2_skew_is_in_seconds_and_vrrpv3_skew_scales_with_the_advert() -> None:
+    v2 = explain(with_settings(crash_record(9.0, None), advert_int=3.0, vrrp_version=2))
+    # RFC 3768: 3 x 3 s + (256 - 100) / 256 s = 9.609375 s
+    assert v2.bound_s == pytest.approx(9.609375)
+    v3 = explain(with_settings(crash_record(2.5, None), advert_int=0.2, vrrp_version=3))
+    # RFC 5798: 3 x 0.2 s + (256 - 100) / 256 x 0.2 s = 0.721875 s
+    assert v3.bound_s == pytest.approx(0.721875)
+
+
+def test_a_dead_balancer_is_bounded_by_the_track_script_not_by_silence() -> None:
+    record_ = crash_record(4.5, None, drill="balancer-failure")
+    found = explain(with_settings(record_, advert_int=0.2, vrrp_version=3, track_interval=1, track_fall=2))
+    # 1 s x (2 + 1) + (256 - 100) / 256 x 0.2 s = 3.121875 s; measured 4.5 - 2.0 = 2.5 s
+    assert found.bound_s == pytest.approx(3.121875)
+    assert any(ok and "measured 2.50s" in text for ok, text in found.verdicts), found.verdicts
+
+
+def test_off_the_lab_unseen_events_are_said_to_be_unobserved_not_failed() -> None:
+    unseen = DrillRecord("lb-failure", "www", "t", RATE, 10.0, steady(10.0), [Event(2.0, record.FAULT, "lb1"), Event(7.0, record.RESTORE, "lb1")],
+                         {"victim": "lb1", "advert_int": 1.0, "priorities": {"lb1": 150, "lb2": 100}, "nopreempt": False, "lab": False})
+    found = explain(unseen)
+    assert found.passed, found.verdicts
+    assert any("not observed" in text for _, text in found.verdicts)
+
+
+def test_reloads_that_stopped_early_fail_the_drill() -> None:
+    reload = DrillRecord("reload", "www", "t", RATE, 10.0, steady(10.0), [Event(2.0, record.FAULT, "lb1")],
+                         {"victim": "lb1", "reloads": 50, "reloads_done": {"lb1": 50, "lb2": 7}})
+    texts = [text for ok, text in explain(reload).verdicts if not ok]
+    assert texts == ["only 7 of 50 reloads succeeded on lb2 (see /tmp/haops-drill-reload.log there)"]
+
+
+def test_latency_percentiles_count_answered_requests_only() -> None:
+    found = explain(crash_record(5.3, (2.0, 5.3)))
+    assert found.during is not None and found.during.count == 170  # [2.0, 7.0) holds 500 requests, 330 of them failed
+    assert found.during.max_ms == pytest.approx(2.0, abs=0.01)

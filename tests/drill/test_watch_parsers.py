@@ -31,7 +31,7 @@ def test_vip_watcher_reports_changes_only_and_a_listing_without_the_vip_as_remov
 
 
 def test_neighbour_watcher_reports_a_new_mac_only_after_the_first_one_is_known() -> None:
-    watcher = neighbour_watcher("ns", "client1", [VIP])
+    watcher = neighbour_watcher("ns", "client1", [VIP], 10)
     seen = feed(watcher.parse, [f"{VIP} dev eth0 lladdr 02:00:00:00:00:01 REACHABLE",
                                 f"{VIP} dev eth0 lladdr 02:00:00:00:00:01 STALE",
                                 "10.213.0.21 dev eth0 lladdr 02:00:00:00:00:09 REACHABLE",
