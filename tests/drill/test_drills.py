@@ -110,9 +110,10 @@ def test_restarts_in_place_of_reloads_are_counted(example_cluster: Cluster) -> N
 
 def test_switchover_moves_the_vip_without_a_gap_and_gives_it_back(example_cluster: Cluster) -> None:
     done, found = drill(example_cluster, "switchover", duration=20.0)  # two applies and two VRRP moves
-    # A VIP move resets the few connections in flight at that instant (their next packet reaches
-    # the new holder); nothing is refused and nothing times out.
-    assert set(found.outcomes) <= {record.RESET} and found.failed <= 5, verdicts(found)
+    # A VIP move loses the few connections in flight at that instant (their next packet reaches the
+    # new holder, which resets or drops it); nothing is refused and there is no gap.
+    assert record.REFUSED not in found.outcomes and found.failed <= 5, verdicts(found)
+    assert found.longest_gap is None or found.longest_gap[1] - found.longest_gap[0] < 0.5, found.longest_gap
     assert found.takeover is not None and found.failback is not None, verdicts(found)
     assert [w for w in found.no_holder if w.length > 0.1] == [], found.no_holder
 
