@@ -16,6 +16,7 @@ import pytest
 from haops.apply.execute import take_mark
 from haops.targets.base import Refusal
 from haops.targets.haproxy import master_refusal
+from haops.targets.nginx import emerg_refusal
 
 pytestmark = pytest.mark.unit
 
@@ -67,5 +68,35 @@ def test_haproxy_refusal_is_a_failed_reload_counted_after_the_mark(
     verdict, said = judged(refusal, master_says(tmp_path, before), master_says(tmp_path, after), tmp_path)
     assert verdict == refused
     assert ("reload failed" in said) == refused
+
+
+NGINX_BIND = "2026/12/02 16:32:31 [emerg] 13668#13668: bind() to 10.213.10.100:8091 failed (98: Address already in use)"
+NGINX_GAVE_UP = "2026/12/02 16:32:33 [emerg] 13668#13668: still could not bind()"
+
+
+def appended(log: Path, *lines: str) -> str:
+    return "".join(f"printf '%s\\n' '{line}' >> {log}\n" for line in lines) or "true"
+
+
+@pytest.mark.parametrize(("after", "refused"), [
+    ((NGINX_BIND,) * 5 + (NGINX_GAVE_UP,), True),
+    (("2026/12/02 16:40:00 [emerg] 9#9: unknown directive \"nosuch\" in /etc/nginx/nginx.conf:3",), True),
+    ((NGINX_BIND, NGINX_BIND), False),  # still retrying: the port may yet come free
+    (("2026/12/02 16:40:00 [emerg] 9#9: close() socket 0.0.0.0:81 failed (9: Bad file descriptor)",), False),
+    (("2026/12/02 16:40:00 [warn] 9#9: 1024 worker_connections are more than open file resource limit: 256",), False),
+    ((), False),
+], ids=["bind-gave-up", "runtime-error", "bind-retrying", "close-failed", "warning", "silent"])
+def test_nginx_refusal_is_a_final_emerg_line_after_the_mark(tmp_path: Path, after: tuple[str, ...], refused: bool) -> None:
+    log = tmp_path / "error.log"
+    old_failure = appended(log, NGINX_BIND, NGINX_GAVE_UP)  # an earlier reload's refusal
+    verdict, said = judged(emerg_refusal(str(log)), old_failure, appended(log, *after), tmp_path)
+    assert verdict == refused
+    if refused:
+        assert said.splitlines() == list(dict.fromkeys(line.split(": ", 1)[1] for line in after)), "each message once"
+
+
+def test_nginx_refusal_counts_a_log_that_did_not_exist_before(tmp_path: Path) -> None:
+    log = tmp_path / "error.log"
+    assert judged(emerg_refusal(str(log)), "true", appended(log, NGINX_GAVE_UP), tmp_path) == (True, "still could not bind()\n")
 
 
