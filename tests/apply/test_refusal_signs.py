@@ -8,12 +8,14 @@ a bind that is being retried, a parent that is gone before the mark.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from haops.apply.execute import take_mark
+from haops.targets.apache import DAEMON as APACHE, parent_exit_refusal
 from haops.targets.base import Refusal
 from haops.targets.haproxy import master_refusal
 from haops.targets.nginx import emerg_refusal
@@ -100,3 +102,44 @@ def test_nginx_refusal_counts_a_log_that_did_not_exist_before(tmp_path: Path) ->
     assert judged(emerg_refusal(str(log)), "true", appended(log, NGINX_GAVE_UP), tmp_path) == (True, "still could not bind()\n")
 
 
+APACHE_LOG = ("[Wed Dec 02 16:33:10.530232 2026] [mpm_event:notice] [pid 15295:tid 15295] AH00493: SIGUSR1 received.  Doing graceful restart",
+              "(98)Address already in use: AH00072: make_sock: could not bind to address 10.213.10.100:8092",
+              "[Wed Dec 02 16:33:10.531467 2026] [:emerg] [pid 15295:tid 15295] AH00019: Unable to open logs, exiting")
+
+
+def apache_refusal(tmp_path: Path) -> Refusal:
+    return parent_exit_refusal(dataclasses.replace(APACHE, pidfile=str(tmp_path / "apache2.pid")), str(tmp_path / "error.log"))
+
+
+def parent_started(tmp_path: Path) -> str:
+    """A stand-in parent whose PID the pidfile names."""
+    return f"sleep 30 </dev/null >/dev/null 2>&1 & echo $! > {tmp_path}/apache2.pid"
+
+
+def parent_gone(tmp_path: Path) -> str:
+    return f'kill "$(cat {tmp_path}/apache2.pid)"; wait'
+
+
+def test_apache_refusal_is_the_parent_gone_after_the_restart(tmp_path: Path) -> None:
+    log = tmp_path / "error.log"
+    log.write_text("[Wed Dec 02 16:00:00.000000 2026] [:emerg] [pid 1:tid 1] AH00019: Unable to open logs, exiting\n")
+    verdict, said = judged(apache_refusal(tmp_path), parent_started(tmp_path),
+                           appended(log, *APACHE_LOG) + parent_gone(tmp_path), tmp_path)
+    assert verdict
+    assert said.splitlines() == [APACHE_LOG[1], "[:emerg] [pid 15295:tid 15295] AH00019: Unable to open logs, exiting",
+                                 "apache2 stopped: its parent exits when a graceful restart fails"]
+
+
+def test_apache_restart_with_the_parent_still_running_is_not_refused(tmp_path: Path) -> None:
+    log = tmp_path / "error.log"
+    verdict, _ = judged(apache_refusal(tmp_path), parent_started(tmp_path),
+                        appended(log, *APACHE_LOG) + "sleep 0.1", tmp_path)
+    assert not verdict
+    subprocess.run(["sh", "-c", f'kill "$(cat {tmp_path}/apache2.pid)"'], check=True)
+
+
+@pytest.mark.parametrize("pidfile", ["", "999999999"], ids=["no-pidfile", "stale-pidfile"])
+def test_apache_start_is_never_refused_for_a_parent_that_was_not_running(tmp_path: Path, pidfile: str) -> None:
+    """A start has no parent to lose (apache2ctl start returns before the pidfile is written)."""
+    before = f"echo {pidfile} > {tmp_path}/apache2.pid" if pidfile else "true"
+    assert judged(apache_refusal(tmp_path), before, "true", tmp_path) == (False, "")
