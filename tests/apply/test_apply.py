@@ -190,10 +190,8 @@ def test_checker_refusal_on_the_host_leaves_live_files_and_daemons_alone(
 @pytest.fixture
 def squatter(applied: Cluster) -> Iterator[int]:
     """A process holding port 8090 on lb1, so a HAProxy that wants it cannot bind."""
-    # Debian's python3 (setup installs it): the machine's /root, where pyenv lives, is private to each host.
-    applied.sh("lb1", "setsid -f /usr/bin/python3 -c 'import socket,time; s=socket.socket(); s.bind((\"0.0.0.0\", 8090)); s.listen(); time.sleep(120)' </dev/null >/dev/null 2>&1; sleep 0.5; ss -ltn | grep -q ':8090 '")
-    yield 8090
-    applied.sh("lb1", "pkill -f 's.bind((\"0.0.0.0\", 8090))' || true")
+    with applied.port_held("lb1", 8090):
+        yield 8090
 
 
 def restart_haproxy(cluster: Cluster, start: str) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import shlex
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
@@ -26,36 +24,6 @@ pytestmark = pytest.mark.lab
 DETECTED_WITHIN_S = 8  # PROOF_SECONDS is 15; loose enough for a loaded 2-core machine
 REFUSED = "the daemon refused the new configuration"
 WEB = {"web1", "web2", "web3"}
-
-# Listens on 0.0.0.0:PORT until killed, or, given a log and a text, until the text is
-# written to the log after it started. Debian's python3: the machine's /root (pyenv) is
-# private to each lab host.
-HOLDER = """\
-import socket, sys, time
-port, log, until = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-held = socket.socket()
-held.bind(("0.0.0.0", port))
-held.listen()
-news = open(log) if until else None
-if news:
-    news.seek(0, 2)
-deadline = time.time() + 120
-while time.time() < deadline and not (news and until in news.read()):
-    time.sleep(0.02)
-"""
-
-
-@contextmanager
-def port_held(cluster: Cluster, host: str, port: int, log: str = "", until: str = "") -> Iterator[None]:
-    """Another process holds the TCP port on `host`, so a daemon that wants it cannot bind."""
-    argv = " ".join(shlex.quote(a) for a in ("/usr/bin/python3", "-c", HOLDER, str(port), log, until))
-    pid = cluster.sh(host, f"setsid {argv} </dev/null >/dev/null 2>&1 & echo $!").strip()
-    cluster.sh(host, f"for i in $(seq 50); do ss -ltnH 'sport = :{port}' | grep -q . && exit 0; sleep 0.1; done; exit 1")
-    try:
-        yield
-    finally:
-        cluster.sh(host, f"kill {pid} 2>/dev/null || true")
-
 
 def apply_lb1(cluster: Cluster) -> tuple[HostOutcome, dict[str, float]]:
     """apply to lb1, and when each of its steps began (seconds since the start)."""
@@ -96,7 +64,7 @@ def assert_rolled_back(outcome: HostOutcome, target: str, *said: str) -> str:
 def test_haproxy_refusal_is_heard_from_its_master_cli(applied: Cluster) -> None:
     assert " master " in master_cli(applied), "lb1's HAProxy runs with its master CLI"
     before = hashes(applied)["lb1:/etc/haproxy/haproxy.cfg"]
-    with port_held(applied, "lb1", 8090):
+    with applied.port_held("lb1", 8090):
         applied.rewrite("stats: {port: 8404", "stats: {port: 8090")
         outcome, steps = apply_lb1(applied)
     assert_rolled_back(outcome, "haproxy", "haproxy master: reload failed")
@@ -107,7 +75,7 @@ def test_haproxy_refusal_is_heard_from_its_master_cli(applied: Cluster) -> None:
 
 def test_nginx_refusal_is_heard_from_its_error_log(applied: Cluster) -> None:
     before = hashes(applied)["lb1:/etc/nginx/nginx.conf"]
-    with port_held(applied, "lb1", 8091):
+    with applied.port_held("lb1", 8091):
         applied.rewrite("port: 81\n", "port: 8091\n")
         outcome, steps = apply_lb1(applied)
     assert_rolled_back(outcome, "nginx", "bind() to 10.213.10.100:8091 failed (98: Address already in use)\nstill could not bind()")
@@ -118,7 +86,7 @@ def test_nginx_refusal_is_heard_from_its_error_log(applied: Cluster) -> None:
 
 def test_apache_refusal_is_heard_from_its_parent_exiting(applied: Cluster) -> None:
     before = hashes(applied)["lb1:/etc/apache2/apache2.conf"]
-    with port_held(applied, "lb1", 8092):
+    with applied.port_held("lb1", 8092):
         applied.rewrite("port: 82\n", "port: 8092\n")
         outcome, steps = apply_lb1(applied)
     assert_rolled_back(outcome, "apache", "could not bind to address 10.213.10.100:8092",
@@ -131,7 +99,7 @@ def test_apache_refusal_is_heard_from_its_parent_exiting(applied: Cluster) -> No
 def test_reloads_that_take_are_not_refused_for_earlier_refusals(applied: Cluster) -> None:
     """Earlier refusals stay on record: HAProxy's master counts a failed reload until one takes,
     and nginx's and Apache's logs keep their lines. The next good reload is proven, not refused."""
-    with port_held(applied, "lb1", 8090):
+    with applied.port_held("lb1", 8090):
         failed_by_hand(applied, "bind :8404", "bind :8090")
     applied.sh("lb1", f"echo '2026/01/01 00:00:00 [emerg] 1#1: still could not bind()' >> {nginx.ERROR_LOG}; "
                       f"echo '[Thu Jan 01 00:00:00.000000 2026] [:emerg] [pid 1:tid 1] AH00019: Unable to open logs, exiting' >> {apache.ERROR_LOG}")
@@ -160,7 +128,7 @@ def failed_by_hand(cluster: Cluster, old: str, new: str) -> None:
 def test_nginx_reload_that_waits_for_its_port_is_not_refused(applied: Cluster) -> None:
     """A slow reload that takes: nginx logs [emerg] for a port in use, then binds it on a retry."""
     logged_before = log_size(applied, nginx.ERROR_LOG)
-    with port_held(applied, "lb1", 8091, log=nginx.ERROR_LOG, until="8091 failed (98: "):
+    with applied.port_held("lb1", 8091, log=nginx.ERROR_LOG, until="8091 failed (98: "):
         applied.rewrite("port: 81\n", "port: 8091\n")
         outcome, _ = apply_lb1(applied)
     assert outcome.report.ok, outcome.report.messages
