@@ -17,6 +17,7 @@ from haops.apply.facts import proven_record
 from haops.apply.plan import ACTIVATE, RELOAD, START, HostPlan, TargetPlan, files_digest
 from haops.apply.remote_check import CANDIDATE_PREFIX
 from haops.inventory.model import Inventory
+from haops.targets.base import REFUSAL_MARK, Refusal
 from haops.transport import HostFailure, Ran, open_connection, run
 
 if TYPE_CHECKING:
@@ -94,13 +95,20 @@ def poll(condition: str, refused: str | None = None, seconds: int = PROOF_SECOND
             f"until {condition}; do {give_up}[ $(date +%s) -ge $deadline ] && exit 1; sleep 0.2; done")
 
 
+def take_mark(refusal: Refusal) -> str:
+    """Shell: where the daemon's own account stands, for `refusal.test` to read after activating."""
+    return f"{REFUSAL_MARK}=$( {{ {refusal.mark}; }} 2>/dev/null )"
+
+
 def activate_script(plan: TargetPlan, init: str, inventory: Inventory, host: str) -> str:
     target = plan.target
     live = plan.action == RELOAD
     proof = target.proof(inventory, host, plan.rendered, plan.live_generation if live else None)
+    refusal = target.refused()
     return "\n".join([
+        *([take_mark(refusal)] if refusal else []),
         f"( {target.activate(init, live, plan.rendered)} ) </dev/null || {{ echo 'activation command failed'; exit 3; }}",
-        f"( {poll(proof, target.refused())} ); proven=$?",
+        f"( {poll(proof, refusal.test if refusal else None)} ); proven=$?",
         "[ $proven = 5 ] && { echo 'the daemon refused the new configuration'; exit 5; }",
         f"[ $proven = 0 ] || {{ echo 'the new configuration did not become live within {PROOF_SECONDS}s'; exit 4; }}",
         record_proven(plan),

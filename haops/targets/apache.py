@@ -16,6 +16,7 @@ from haops.targets.base import (
     LEAST,
     MAINT,
     NOT_EXPOSED,
+    REFUSAL_MARK,
     SPLIT,
     SPREAD,
     UNKNOWN,
@@ -26,15 +27,17 @@ from haops.targets.base import (
     HostRun,
     OptionField,
     ProblemAt,
+    Refusal,
     RenderContext,
     RenderedFile,
     TrafficPromise,
     services_on,
     under,
 )
-from haops.targets.daemon import Daemon
+from haops.targets.daemon import Daemon, log_since, log_size
 
 CONFIG = "/etc/apache2/apache2.conf"
+ERROR_LOG = "/var/log/apache2/error.log"
 MODULES_DIR = "/usr/lib/apache2/modules"
 ALGORITHMS = {
     "byrequests": "byrequests",
@@ -63,6 +66,20 @@ mount -t tmpfs haops-check /run
 mkdir -p /run/apache2
 exec apache2 -t -d "$1" -f "$2"
 """
+
+
+def parent_exit_refusal(daemon: Daemon, log: str) -> Refusal:
+    """A graceful restart that fails makes the parent log why and exit, its children with it
+    (httpd's main loop ends each failed re-read of the config in destroy_and_exit_process):
+    nothing serves until the rollback. The mark is the running parent's PID and the log's size;
+    refused once that parent is gone, printing what was logged since. Waiting for the parent to
+    be gone, not for its last words, lets the rollback's graceful restart find no parent and
+    start Apache afresh instead of signalling the dying one."""
+    mark = f'{daemon.running()} && echo "$m $({log_size(log)})"'
+    parent, offset = f'"${{{REFUSAL_MARK}% *}}"', f"${{{REFUSAL_MARK}#* }}"
+    why = f"{log_since(log, offset)} | grep -v ':notice\\]' | sed 's/^\\[[^]]*\\] //'"
+    gone = "echo 'apache2 stopped: its parent exits when a graceful restart fails'"
+    return Refusal(mark=mark, test=f'[ -n "${REFUSAL_MARK}" ] && ! kill -0 {parent} 2>/dev/null && {{ {why}; {gone}; }}')
 
 
 def review(service: Service) -> list[ProblemAt]:
@@ -219,12 +236,16 @@ class ApacheTarget(BalancerTarget):
             member_parameters=member_parameters,
             balancer_parameters=balancer_parameters,
             manager_allow=manager_allow,
+            error_log=ERROR_LOG,
         )
         return [RenderedFile(CONFIG, text, 0o644)]
 
     def checks(self, inventory: Inventory, host: str, root: Path) -> list[Check]:
         argv = ("unshare", "--mount", "sh", "-c", CHECK_SCRIPT, "haops-apache-check", under(root, "/etc/apache2"), under(root, CONFIG))
         return [Check("apache2", argv, "apache2 -t")]
+
+    def refused(self) -> Refusal:
+        return parent_exit_refusal(DAEMON, ERROR_LOG)
 
 
 TARGET = ApacheTarget()

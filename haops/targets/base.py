@@ -7,8 +7,8 @@ A target says, for its technology:
   generation    shell: prints what a taking reload changes (worker PIDs); '' when unused
   activate      shell: start, reload or load, for this init system
   proof         shell: exit 0 once the *new* configuration is live; apply polls it to a deadline
-  refused       shell: exit 0 when the daemon itself says the new configuration was refused,
-                so apply stops waiting for the proof at once
+  refused       how the daemon itself says it refused the new configuration (a Refusal), so
+                apply stops waiting for the proof at once
   stop          shell: stop it (rollback of a target that was not running before)
   listeners     what it listens on once live; proofs and verify check its own processes hold them
   hook          what only it needs around activation (the iptables revert guard)
@@ -114,6 +114,23 @@ class BackendState:
     state: str
     detail: str = ""
 
+REFUSAL_MARK = "refusal_mark"  # the shell variable that holds what Refusal.mark printed
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """How a daemon tells that it refused a new configuration, in its own words.
+
+    mark  shell run just before the activation: prints where the daemon's account stands
+          (a log's size, a reload counter), or nothing when it has none to give
+    test  shell test run while apply waits for the proof, with the mark in $refusal_mark:
+          exit 0, printing why, only when the daemon refused the configuration since the
+          mark. With an empty mark it fails: nothing said before the mark ever counts.
+    """
+
+    mark: str
+    test: str
+
 
 @dataclass(frozen=True)
 class StateCheck:
@@ -190,7 +207,7 @@ class Target:
             checks += [self.daemon.holds_port(port, address) for address, port in sorted(set(self.listeners(inventory, host)))]
         return " && ".join(f"( {check} )" for check in checks)
 
-    def refused(self) -> str | None:
+    def refused(self) -> Refusal | None:
         return None
 
     def stop(self, init: str) -> str | None:

@@ -70,3 +70,13 @@ class Daemon:
         if init == SYSTEMD and self.unit:
             return f"systemctl stop {self.unit}"
         return f'm={self.master_pid()}; [ -z "$m" ] || kill "$m"'
+
+
+def log_size(path: str) -> str:
+    """Shell: prints the size of a log in bytes; 0 when it does not exist yet."""
+    return f"stat -c %s {shlex.quote(path)} 2>/dev/null || echo 0"
+
+
+def log_since(path: str, offset: str) -> str:
+    """Shell: what was written to a log after its first `offset` bytes (a shell word)."""
+    return f"tail -c +$(({offset} + 1)) {shlex.quote(path)} 2>/dev/null"

@@ -14,6 +14,7 @@ from haops.targets.base import (
     DOWN,
     LEAST,
     MAINT,
+    REFUSAL_MARK,
     SPLIT,
     UNKNOWN,
     UP,
@@ -22,6 +23,7 @@ from haops.targets.base import (
     Check,
     HostRun,
     ProblemAt,
+    Refusal,
     RenderContext,
     RenderedFile,
     TrafficPromise,
@@ -32,6 +34,7 @@ from haops.targets.daemon import Daemon
 
 CONFIG = "/etc/haproxy/haproxy.cfg"
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
+MASTER_SOCKET = "/run/haproxy-master.sock"  # where Debian's haproxy.service binds the master CLI
 ALGORITHMS = {
     "roundrobin": "roundrobin",
     "static-rr": "static-rr",
@@ -45,10 +48,30 @@ DAEMON = Daemon(
     name="haproxy", unit="haproxy", process="haproxy", pidfile="/run/haproxy.pid",
     prepare="mkdir -p /run/haproxy",
     # Master-worker: USR2 makes the master re-read the config and start new workers,
-    # which inherit the listening sockets, so no connection is refused.
-    start=f"haproxy -W -D -p /run/haproxy.pid -f {CONFIG}",
+    # which inherit the listening sockets, so no connection is refused. The master CLI
+    # (root only) tells whether a reload failed.
+    start=f"haproxy -W -D -p /run/haproxy.pid -S {MASTER_SOCKET},mode,600 -f {CONFIG}",
     reload='kill -USR2 "$(cat /run/haproxy.pid)"',
 )
+# The master's line of `show proc` reads `<pid> master <reloads> [failed: <n>] <uptime> <version>`:
+# every reload adds to <reloads>, and <n> counts the reloads that failed since the last one that
+# took (0 again when one takes). A failed reload leaves the old workers serving.
+FAILED_SINCE_MARK = """$2 == "master" && before != "" && $3 + 0 > before + 0 && $5 + 0 > 0 {
+    print "haproxy master: reload failed (show proc: " $3 " [failed: " $5 "), the old workers still serve"; found = 1 }
+END { exit !found }"""
+
+
+def show_proc(socket: str) -> str:
+    """Shell: the master CLI's process list; nothing while the master re-executes itself."""
+    return f"echo 'show proc' | socat -t 1 -T 1 - UNIX-CONNECT:{shlex.quote(socket)} 2>/dev/null"
+
+
+def master_refusal(socket: str) -> Refusal:
+    """The mark is the master's reload count; refused once a later reload counts as failed."""
+    return Refusal(
+        mark=f"{show_proc(socket)} | awk '$2 == \"master\" {{ print $3 }}'",
+        test=f'{show_proc(socket)} | awk -v before="${REFUSAL_MARK}" {shlex.quote(FAILED_SINCE_MARK)}',
+    )
 
 
 def review(service: Service) -> list[ProblemAt]:
@@ -194,6 +217,9 @@ class HaproxyTarget(BalancerTarget):
 
     def checks(self, inventory: Inventory, host: str, root: Path) -> list[Check]:
         return [Check("haproxy", ("haproxy", "-c", "-f", under(root, CONFIG)), "haproxy -c")]
+
+    def refused(self) -> Refusal:
+        return master_refusal(MASTER_SOCKET)
 
 
 TARGET = HaproxyTarget()

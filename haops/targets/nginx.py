@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
-
 from typing import Any
 
 from haops.inventory.model import Inventory, Service
@@ -15,6 +15,7 @@ from haops.targets.base import (
     LEAST,
     NOT_EXPOSED,
     PASSIVE_ONLY,
+    REFUSAL_MARK,
     SPLIT,
     SPREAD,
     BackendState,
@@ -23,15 +24,17 @@ from haops.targets.base import (
     HostRun,
     OptionField,
     ProblemAt,
+    Refusal,
     RenderContext,
     RenderedFile,
     TrafficPromise,
     services_on,
     under,
 )
-from haops.targets.daemon import Daemon
+from haops.targets.daemon import Daemon, log_since, log_size
 
 CONFIG = "/etc/nginx/nginx.conf"
+ERROR_LOG = "/var/log/nginx/error.log"
 PLUS_ONLY = "# NGINX Plus only"
 ALGORITHMS = {
     "roundrobin": "roundrobin",
@@ -47,6 +50,11 @@ DISTRIBUTION = {"roundrobin": SPLIT, "least_conn": LEAST, "ip_hash": AFFINITY, "
 IP_HASH_PREFIX = 24  # ip_hash keys on the first three octets of the client address
 DAEMON = Daemon(name="nginx", unit="nginx", process="nginx", pidfile="/run/nginx.pid",
                 start=f"nginx -c {CONFIG}", reload=f"nginx -c {CONFIG} -s reload")
+# A reload nginx refuses leaves the master on its old workers, and it says why at [emerg] in
+# the error log. Two kinds of [emerg] line do not end a reload: a listen address in use
+# (errno 98) is tried 5 times, 500 ms apart, before "still could not bind()", and a failed
+# close() is only reported.
+NOT_FINAL = ("failed (98: ", ": close() ")
 NO_BACKUP_METHODS = ("hash", "ip_hash", "random")
 STICKY_COOKIE_ALGORITHMS = ("roundrobin",)
 STICKY_SOURCE_ALGORITHMS = ("roundrobin", "ip_hash")
@@ -70,6 +78,15 @@ status=$?
 [ -z "$out" ] || printf '%s\\n' "$out" | sed "s|$conf|$2|g" >&2
 exit $status
 """
+
+
+def emerg_refusal(log: str) -> Refusal:
+    """The mark is the log's size; refused once a final [emerg] line follows it. Prints each
+    [emerg] message since the mark once (the retries of a bind repeat theirs)."""
+    emerg = f'emerg=$({log_since(log, f"${REFUSAL_MARK}")} | grep -F "[emerg]")'
+    final = "printf '%s\\n' \"$emerg\" | grep -Fv " + " ".join(f"-e {shlex.quote(line)}" for line in NOT_FINAL) + " | grep -q ."
+    why = "printf '%s\\n' \"$emerg\" | sed 's/^.*\\[emerg\\] [0-9]*#[0-9]*: //' | awk '!seen[$0]++'"
+    return Refusal(mark=log_size(log), test=f'[ -n "${REFUSAL_MARK}" ] && {emerg} && {final} && {why}')
 
 
 def next_upstream_list(value: Any) -> list[str]:
@@ -224,6 +241,7 @@ class NginxTarget(BalancerTarget):
             plus_only=PLUS_ONLY,
             next_upstream=next_upstream,
             worker_connections=worker_connections,
+            error_log=ERROR_LOG,
         )
         return [RenderedFile(CONFIG, text, 0o644)]
 
@@ -231,6 +249,9 @@ class NginxTarget(BalancerTarget):
         prefix = under(root, "/etc/nginx") + "/"
         argv = ("unshare", "--net", "--mount", "sh", "-c", CHECK_SCRIPT, "haops-nginx-check", prefix, under(root, CONFIG))
         return [Check("nginx", argv, "nginx -t")]
+
+    def refused(self) -> Refusal:
+        return emerg_refusal(ERROR_LOG)
 
 
 TARGET = NginxTarget()

@@ -8,7 +8,9 @@ the hosts as they are).
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -26,6 +28,23 @@ from tests.lab.conftest import lab_pid_namespaces, leftovers
 ROOT = Path(__file__).resolve().parent.parent.parent
 CLUSTER_LAB = "haapply"
 CLUSTER_NETWORK = IPv4Network("10.213.10.0/24")
+
+# Listens on 0.0.0.0:PORT until killed, or, given a log and a text, until the text is
+# written to the log after it started. Debian's python3 (setup installs it): the
+# machine's /root, where pyenv lives, is private to each lab host.
+PORT_HOLDER = """\
+import socket, sys, time
+port, log, until = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+held = socket.socket()
+held.bind(("0.0.0.0", port))
+held.listen()
+news = open(log) if until else None
+if news:
+    news.seek(0, 2)
+deadline = time.time() + 120
+while time.time() < deadline and not (news and until in news.read()):
+    time.sleep(0.02)
+"""
 
 
 @dataclass
@@ -48,6 +67,19 @@ class Cluster:
         done = self.lab.exec(host, ["sh", "-c", script], timeout=timeout)
         assert done.returncode == 0, f"{host}: {script}\n{done.stdout}{done.stderr}"
         return done.stdout
+
+    @contextmanager
+    def port_held(self, host: str, port: int, log: str = "", until: str = "") -> Iterator[None]:
+        """Another process holds the TCP port on `host`, so a daemon that wants it cannot bind.
+        It must be the one holding it (not something an earlier test left), and it ends by PID."""
+        argv = " ".join(shlex.quote(a) for a in ("/usr/bin/python3", "-c", PORT_HOLDER, str(port), log, until))
+        pid = self.sh(host, f"setsid {argv} </dev/null >/dev/null 2>&1 & echo $!").strip()
+        try:
+            self.sh(host, f"for i in $(seq 50); do ss -ltnpH 'sport = :{port}' | grep -q 'pid={pid},' && exit 0; "
+                          "sleep 0.1; done; ss -ltnpH; exit 1")
+            yield
+        finally:
+            self.sh(host, f"kill {pid} 2>/dev/null || true")
 
     def build(self) -> None:
         """The lab as `haops lab up` makes it from the inventory: every host booted, only sshd, nothing applied."""

@@ -23,7 +23,8 @@ from haops.apply.lock import HostLock
 from haops.cli import main
 from haops.session import settings_for
 from haops.targets.base import RenderContext
-from haops.targets.haproxy import HaproxyTarget
+from haops.targets.daemon import PLAIN
+from haops.targets.haproxy import CONFIG as HAPROXY_CONFIG, DAEMON as HAPROXY, HaproxyTarget
 from haops.transport import HostFailure, SshSettings, open_connection
 from tests.apply.conftest import Cluster
 
@@ -188,13 +189,26 @@ def test_checker_refusal_on_the_host_leaves_live_files_and_daemons_alone(
 @pytest.fixture
 def squatter(applied: Cluster) -> Iterator[int]:
     """A process holding port 8090 on lb1, so a HAProxy that wants it cannot bind."""
-    # Debian's python3 (setup installs it): the machine's /root, where pyenv lives, is private to each host.
-    applied.sh("lb1", "setsid -f /usr/bin/python3 -c 'import socket,time; s=socket.socket(); s.bind((\"0.0.0.0\", 8090)); s.listen(); time.sleep(120)' </dev/null >/dev/null 2>&1; sleep 0.5; ss -ltn | grep -q ':8090 '")
-    yield 8090
-    applied.sh("lb1", "pkill -f 's.bind((\"0.0.0.0\", 8090))' || true")
+    with applied.port_held("lb1", 8090):
+        yield 8090
 
 
-def test_reload_that_does_not_take_effect_is_rolled_back(applied: Cluster, squatter: int) -> None:
+def restart_haproxy(cluster: Cluster, start: str) -> None:
+    stop = 'm=$(cat /run/haproxy.pid); kill "$m"; while kill -0 "$m" 2>/dev/null; do sleep 0.1; done'
+    cluster.sh("lb1", f"{stop}; {start} </dev/null >/dev/null 2>&1")
+
+
+@pytest.fixture
+def haproxy_without_master_cli(applied: Cluster) -> Iterator[None]:
+    """lb1's HAProxy started as an older haops started it: with no master CLI, it cannot say
+    that a reload failed (a reload keeps the master's command line, so it stays without one)."""
+    restart_haproxy(applied, f"haproxy -W -D -p /run/haproxy.pid -f {HAPROXY_CONFIG}")
+    yield
+    restart_haproxy(applied, HAPROXY.start_command(PLAIN))
+
+
+def test_reload_that_does_not_take_effect_is_rolled_back(applied: Cluster, haproxy_without_master_cli: None, squatter: int) -> None:
+    """When the daemon cannot tell, apply waits out the proof deadline before it rolls back."""
     before = hashes(applied)["lb1:/etc/haproxy/haproxy.cfg"]
     applied.rewrite("stats: {port: 8404", f"stats: {{port: {squatter}")
     outcome = run_apply(applied, hosts=["lb1"])["lb1"]
