@@ -116,17 +116,23 @@ class Cluster:
             assert holders == [instance.priorities[0][0]], f"{instance.name}: {instance.vip.ip} held by {holders}"
 
 
-def example_for_lab() -> str:
+def example_in(lab: str, network: IPv4Network) -> str:
+    """The example inventory moved to a lab of its own name and /24."""
     text = (ROOT / "inventories" / "example.yml").read_text()
-    return text.replace("10.213.0.", "10.213.10.").replace("name: haops", f"name: {CLUSTER_LAB}").replace(
-        "network: 10.213.0.0/24", f"network: {CLUSTER_NETWORK}")
+    prefix = str(network.network_address).rsplit(".", 1)[0] + "."
+    return text.replace("10.213.0.", prefix).replace("name: haops", f"name: {lab}").replace(
+        "network: 10.213.0.0/24", f"network: {network}")
 
 
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    path = tmp_path_factory.mktemp("cluster") / "cluster.yml"
-    path.write_text(example_for_lab())
-    built = Cluster(Lab(CLUSTER_LAB, CLUSTER_NETWORK), path)
+def example_for_lab() -> str:
+    return example_in(CLUSTER_LAB, CLUSTER_NETWORK)
+
+
+def built_cluster(folder: Path, lab: str, network: IPv4Network) -> Iterator[Cluster]:
+    """A lab of the example cluster for a session, torn down after it with nothing left behind."""
+    path = folder / "cluster.yml"
+    path.write_text(example_in(lab, network))
+    built = Cluster(Lab(lab, network), path)
     try:
         built.build()
         yield built
@@ -134,6 +140,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         built.namespaces.update(lab_pid_namespaces(built.lab).values())
         built.lab.down()
     assert leftovers(built.lab.name, built.lab.paths.lab_dir, built.namespaces) == []
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    yield from built_cluster(tmp_path_factory.mktemp("cluster"), CLUSTER_LAB, CLUSTER_NETWORK)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from haops.apply import vips
-from haops.cli import main
 from haops.session import settings_for
 from haops.status import ClusterStatus, read_status
 from haops.targets.daemon import PLAIN
@@ -22,20 +21,13 @@ from haops.targets.responder import DAEMON as RESPONDER
 from haops.transport import Connections
 from tests.apply.conftest import Cluster
 from tests.apply.test_apply import all_ok, run_apply
+from tests.test_cli import run as cli
 
 pytestmark = pytest.mark.lab
 SPLIT_RULE = "INPUT -p 112 -m comment --comment haops-test-split-brain -j DROP"  # 112: VRRP
 STATE_WAIT_S = 15
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def status_of(cluster: Cluster) -> ClusterStatus:
