@@ -198,8 +198,9 @@ class Connections:
         return lambda script: run(self.get(name), script)
 
     def drop(self, name: str) -> None:
-        """Close the host's connection; the next get() opens a new one."""
+        """Close the host's connection, or forget that it could not be reached; the next get() tries again."""
         with self.lock:
+            self.failed.pop(name, None)
             connection = self.open.pop(name, None)
         if connection is not None:
             connection.close()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from haops.errors import UserError
 from haops.inventory.model import Inventory, Service, VrrpInstance
-from haops.transport import HostFailure, SshSettings, open_connection, put_text, run
+from haops.transport import Connections, HostFailure, SshSettings, put_text, run
 
 if TYPE_CHECKING:
     from fabric import Connection
@@ -23,7 +23,10 @@ class DrillCluster:
     inventory: Inventory
     settings: SshSettings
     lab: Lab | None
-    connections: dict[str, Connection] = field(default_factory=dict)
+    connections: Connections = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.connections = Connections(self.inventory.hosts, self.settings)
 
     def sh(self, host: str, script: str, timeout_s: float = 60) -> str:
         ran = run(self.connection(host), script, timeout_s)
@@ -32,22 +35,17 @@ class DrillCluster:
         return ran.stdout
 
     def connection(self, host: str) -> Connection:
-        if host not in self.connections:
-            self.connections[host] = open_connection(self.inventory.hosts[host], self.settings)
-        return self.connections[host]
+        return self.connections.get(host)
 
     def put(self, host: str, text: str, path: str) -> None:
         put_text(self.connection(host), text, path)
 
     def forget(self, host: str) -> None:
         """Drop a connection to a host that was crashed or cut (the next sh() reconnects)."""
-        connection = self.connections.pop(host, None)
-        if connection is not None:
-            connection.close()
+        self.connections.drop(host)
 
     def close(self) -> None:
-        for host in list(self.connections):
-            self.forget(host)
+        self.connections.close()
 
     def holders(self, instance: VrrpInstance) -> list[str]:
         """The instance's hosts that hold its VIP now. In the lab each host's namespace is read
