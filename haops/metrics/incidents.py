@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from haops.drill.analysis import failure_runs
 from haops.drill.record import FAILURES, OK, DrillRecord, Request
 from haops.errors import UserError
 from haops.metrics.model import EPOCH, PROBE, Incident, Segment
@@ -233,20 +234,13 @@ def parse_option(option: str, value: str) -> float:
 
 
 def outages(requests: Sequence[Request], end: float) -> list[tuple[float, float, bool]]:
-    """(start, end, still down at the end) of each run of failed requests, by start time.
-
-    An outage starts at the first failed request after a success (or at the first request) and ends at the
-    first successful request after it; an outage with no success after it ends at `end`."""
-    spans: list[tuple[float, float, bool]] = []
-    down_since: float | None = None
-    for request in sorted(requests, key=lambda r: r.t):
-        if not request.ok and down_since is None:
-            down_since = request.t
-        elif request.ok and down_since is not None:
-            spans.append((down_since, request.t, False))
-            down_since = None
-    if down_since is not None:
-        spans.append((down_since, end, True))
+    """(start, end, still down at the end) of each run of failed requests, by start time: the drill's
+    own failure runs, except that one still failing when the probe stopped lasts to the window's `end`."""
+    runs = failure_runs(requests)
+    spans = [(start, stop, False) for start, stop in runs]
+    last_ok = max((r.t for r in requests if r.ok), default=None)
+    if runs and (last_ok is None or last_ok < runs[-1][0]):
+        spans[-1] = (runs[-1][0], end, True)
     return spans
 
 
