@@ -27,6 +27,7 @@ from haops.verify.result import SKIP, verdict
 
 CONFIG_DIR = "/etc/drbd.d"
 HMAC_ALGORITHM = "sha256"
+VERIFY_ALGORITHM = "sha256"
 
 
 def config_path(resource: DrbdResource) -> str:
@@ -133,6 +134,7 @@ class DrbdTarget(Target):
             "drbd/resource.res.j2",
             r=resource,
             hmac_algorithm=HMAC_ALGORITHM,
+            verify_algorithm=VERIFY_ALGORITHM,
         )
         if resource.secret:
             return RenderedFile(config_path(resource), text, 0o600, (resource.secret,))
