@@ -225,3 +225,22 @@ def test_verify_needs_connected_peers(mydrbd: DrbdResource, tmp_path: Path) -> N
     assert state is not None
     one_peer = dataclasses.replace(connected, state=dataclasses.replace(state, connections=state.connections[:1]))
     assert scripts(verify_plan(mydrbd, fresh() | {"server1": one_peer}, None)) == [("server1", "drbdadm verify mydrbd")]
+
+
+def test_drbdadm_status_is_read_when_events2_fails() -> None:
+    from haops.targets.drbd.facts import parse_node_facts
+
+    text = "\n".join(["K loaded version: 9.2.12 (api:2/proto:86-122)", "U 1", "C 1", "B 1",
+                      *[f"A {line}" for line in (DATA / "drbdadm-status-syncsource.txt").read_text().splitlines()]])
+    state = parse_node_facts("server1", text).state
+    assert state is not None and state.connection("m13c23").syncing  # type: ignore[union-attr]
+
+
+def test_the_fact_script_is_valid_posix_sh(mydrbd: DrbdResource) -> None:
+    import subprocess
+
+    from haops.targets.drbd.facts import fact_script
+
+    for inspect in (False, True):
+        script = fact_script(mydrbd, "/dev/vdb", inspect)
+        assert subprocess.run(["sh", "-n", "-c", script], capture_output=True, timeout=10).returncode == 0

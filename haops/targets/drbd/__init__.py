@@ -100,12 +100,16 @@ def adjust(files: list[RenderedFile]) -> str:
 
 
 def connected_and_up_to_date(remote: RemoteHost) -> Verdict:
+    from haops.targets.drbd.status import CONNECTED, parse_drbdadm_status
+
     if not remote.file("/proc/drbd").exists:
         return "resources connected and up to date", "no DRBD kernel module on this host", SKIP
     status = remote.run("drbdadm status all")
-    # `drbdadm status` names a connection state only when it is not Connected.
-    ok = status.rc == 0 and "connection:" not in status.stdout and "UpToDate" in status.stdout
-    return "resources connected and up to date", status.stdout.strip().replace("\n", " ")[:200], verdict(ok)
+    states = parse_drbdadm_status(status.stdout) if status.rc == 0 else []
+    bad = [f"{s.name}: disk {'/'.join(s.disks) or '?'}" for s in states if not s.up_to_date]
+    bad += [f"{s.name}: {c.peer} {c.state}" for s in states for c in s.connections if c.state != CONNECTED]
+    ok = bool(states) and not bad
+    return "resources connected and up to date", "; ".join(bad) or status.stdout.strip().replace("\n", " ")[:200], verdict(ok)
 
 
 class DrbdTarget(Target):

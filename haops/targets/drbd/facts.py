@@ -7,6 +7,7 @@
   M <line>           `drbdadm dump-md RES` output, filtered; `M rc N` its exit code
   S <line>           `blkid -p -o export DISK`: the signature found on the backing disk; `S rc N`
   E <line>           `drbdsetup events2 --now --statistics RES` (only when the module is loaded)
+  A <line>           `drbdadm status RES`, read instead when events2 fails
   L <line>           kernel log lines about RES (split brain, connection changes, verify)
 
 The module check follows drbdsetup's own (user/v9/drbdsetup_linux.c, modprobe_drbd): /proc/drbd
@@ -26,7 +27,14 @@ import shlex
 from dataclasses import dataclass, field
 
 from haops.inventory.model import DrbdResource
-from haops.targets.drbd.status import KernelLog, ResourceState, parse_events2, parse_kernel_log, with_kernel_log
+from haops.targets.drbd.status import (
+    KernelLog,
+    ResourceState,
+    parse_drbdadm_status,
+    parse_events2,
+    parse_kernel_log,
+    with_kernel_log,
+)
 
 # UUID_JUST_CREATED in drbdmeta.c: a current UUID of 4 is metadata that never held data.
 JUST_CREATED = 0x4
@@ -94,7 +102,8 @@ def fact_script(resource: DrbdResource, disk: str, inspect_disk: bool) -> str:
     if inspect_disk:
         lines += [f"{{ drbdadm dump-md {name} 2>&1; echo \"rc $?\"; }} | grep -E '{DUMP_MD_KEEP}|^rc ' | sed 's/^/M /'",
                   f"{{ blkid -p -o export {device} 2>&1; echo \"rc $?\"; }} | grep -v '^DEVNAME=' | sed 's/^/S /'"]
-    lines += [f"if [ -r /proc/drbd ]; then drbdsetup events2 --now --statistics {name} 2>&1 | sed 's/^/E /'; fi",
+    lines += [f"if [ -r /proc/drbd ]; then if out=$(drbdsetup events2 --now --statistics {name} 2>&1); "
+              f"then printf '%s\\n' \"$out\" | sed 's/^/E /'; else drbdadm status {name} 2>&1 | sed 's/^/A /'; fi; fi",
               f"{{ dmesg 2>/dev/null || journalctl -k -o cat --no-pager 2>/dev/null; }} | grep -F {shlex.quote('drbd ' + resource.name)} "
               f"| tail -n {KERNEL_LOG_LINES} | sed 's/^/L /'",
               "true"]
@@ -141,6 +150,8 @@ def parse_node_facts(host: str, output: str) -> NodeFacts:
     log = parse_kernel_log("\n".join(found.get("L", [])))
     events = "\n".join(found.get("E", []))
     states = parse_events2(events) if module.state == "loaded" else []
+    if module.state == "loaded" and not states and found.get("A"):
+        states = parse_drbdadm_status("\n".join(found["A"]))
     state = with_kernel_log(states[0], log) if states else None
     return NodeFacts(host, module, found.get("U") == ["1"], found.get("C") == ["1"], found.get("B") == ["1"],
                      parse_metadata(found.get("M", [])), parse_signature(found.get("S", [])), state, log)
