@@ -21,6 +21,7 @@ from haops.targets.drbd.lifecycle import StepFailed
 
 if TYPE_CHECKING:
     from haops.inventory.model import DrbdResource, Inventory
+    from haops.targets.drbd.facts import NodeFacts
     from haops.targets.drbd.lifecycle import Facts, Step
     from haops.targets.drbd.remote import Gathered
     from haops.transport import Connections
@@ -216,7 +217,7 @@ def report_verify(resource: DrbdResource, source: str, connections: Connections,
     from haops.targets.drbd.remote import wait_for
 
     disk = next(n.disk for n in resource.nodes if n.host == source)
-    latest = {}
+    latest: dict[str, NodeFacts] = {}
 
     def done() -> bool:
         latest["facts"] = parse_node_facts(source, connections.runner(source)(fact_script(resource, disk, False)).stdout)

@@ -207,7 +207,7 @@ def up_plan(resource: DrbdResource, facts: Facts) -> list[Step]:
 
 
 def primaries(resource: DrbdResource, facts: Facts) -> list[str]:
-    return [h for h in hosts_of(resource) if facts[h].state is not None and facts[h].state.role == PRIMARY]  # type: ignore[union-attr]
+    return [h for h in hosts_of(resource) if (state := facts[h].state) is not None and state.role == PRIMARY]
 
 
 def promote_plan(resource: DrbdResource, facts: Facts, host: str) -> list[Step]:
@@ -269,16 +269,15 @@ def split_brain_view(resource: DrbdResource, facts: Facts, victim: str) -> Split
         theirs, ours = connection_to(facts[peer], victim), connection_to(facts[victim], peer)
         said = [f"{side}: connection to {other} {c.state}, DRBD reported split brain"
                 for side, other, c in ((victim, peer, ours), (peer, victim, theirs)) if c is not None and split_brain(c)]
-        diverged = (ours is not None and theirs is not None and ours.state != CONNECTED and theirs.state != CONNECTED
-                    and ours.out_of_sync_kib > 0 and theirs.out_of_sync_kib > 0)
-        if diverged:
-            said.append(f"{victim} and {peer} both wrote while apart ({ours.out_of_sync_kib} KiB and "  # type: ignore[union-attr]
-                        f"{theirs.out_of_sync_kib} KiB out of sync)")  # type: ignore[union-attr]
+        ours_kib, theirs_kib = (ours.out_of_sync_kib if ours else 0), (theirs.out_of_sync_kib if theirs else 0)
+        apart = all(c is not None and c.state != CONNECTED for c in (ours, theirs))
+        if apart and ours_kib > 0 and theirs_kib > 0:
+            said.append(f"{victim} and {peer} both wrote while apart ({ours_kib} KiB and {theirs_kib} KiB out of sync)")
         if said:
             survivors.append(peer)
             evidence += said
-            victim_kib += ours.out_of_sync_kib if ours else 0
-            survivor_kib += theirs.out_of_sync_kib if theirs else 0
+            victim_kib += ours_kib
+            survivor_kib += theirs_kib
     if not survivors:
         states = ", ".join(f"{p} {c.state}" for p in peers_of(resource, victim) if (c := connection_to(facts[victim], p)))
         raise Refused(f"no split brain between {victim} and its peers ({states or 'no connections'}); "
