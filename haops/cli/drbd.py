@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="The DRBD lifecycle: init, up, promote, demote, status, verify, resolve a split brain.",
                   no_args_is_help=True)
 CheckFlag = typer.Option(False, "--check", help="Read the hosts and print the plan; change nothing.")
-ResourceArg = typer.Argument(..., help="The DRBD resource (a key of the inventory's drbd section).")
+ResourceArg = typer.Argument(..., metavar="RESOURCE", help="The DRBD resource (a key of the inventory's drbd section).")
 VERIFY_TIMEOUT_S = 3600.0
 RESYNC_WAIT_S = 30.0
 
