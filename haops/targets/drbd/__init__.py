@@ -27,6 +27,7 @@ from haops.verify.result import SKIP, verdict
 
 CONFIG_DIR = "/etc/drbd.d"
 HMAC_ALGORITHM = "sha256"
+VERIFY_ALGORITHM = "sha256"
 
 
 def config_path(resource: DrbdResource) -> str:
@@ -99,12 +100,16 @@ def adjust(files: list[RenderedFile]) -> str:
 
 
 def connected_and_up_to_date(remote: RemoteHost) -> Verdict:
+    from haops.targets.drbd.status import CONNECTED, parse_drbdadm_status
+
     if not remote.file("/proc/drbd").exists:
         return "resources connected and up to date", "no DRBD kernel module on this host", SKIP
     status = remote.run("drbdadm status all")
-    # `drbdadm status` names a connection state only when it is not Connected.
-    ok = status.rc == 0 and "connection:" not in status.stdout and "UpToDate" in status.stdout
-    return "resources connected and up to date", status.stdout.strip().replace("\n", " ")[:200], verdict(ok)
+    states = parse_drbdadm_status(status.stdout) if status.rc == 0 else []
+    bad = [f"{s.name}: disk {'/'.join(s.disks) or '?'}" for s in states if not s.up_to_date]
+    bad += [f"{s.name}: {c.peer} {c.state}" for s in states for c in s.connections if c.state != CONNECTED]
+    ok = bool(states) and not bad
+    return "resources connected and up to date", "; ".join(bad) or status.stdout.strip().replace("\n", " ")[:200], verdict(ok)
 
 
 class DrbdTarget(Target):
@@ -133,6 +138,7 @@ class DrbdTarget(Target):
             "drbd/resource.res.j2",
             r=resource,
             hmac_algorithm=HMAC_ALGORITHM,
+            verify_algorithm=VERIFY_ALGORITHM,
         )
         if resource.secret:
             return RenderedFile(config_path(resource), text, 0o600, (resource.secret,))
