@@ -42,6 +42,7 @@ def sync(
     for_s: float | None = typer.Option(None, "--for", help="Continuous: stop after this many seconds."),
     debounce: float = typer.Option(1.0, "--debounce", help="--watch: quiet seconds that end a burst of changes."),
     max_wait: float = typer.Option(10.0, "--max-wait", help="--watch: a pass starts at most this long after a change."),
+    bwlimit: int | None = typer.Option(None, "--bwlimit", help="Cap each destination's transfer at KiB per second."),
     io_timeout: int = typer.Option(30, "--io-timeout", help="rsync gives up on a destination silent this long."),
     trust_new_hosts: bool = typer.Option(False, "--trust-new-hosts", help="Record unknown host keys (never changed ones)."),
     as_json: bool = JsonFlag,
@@ -51,7 +52,10 @@ def sync(
     from haops.replication.watch import Schedule
 
     schedule = checked_schedule(Schedule(every, watch, count, for_s, debounce, max_wait), delete, yes, dry_run)
-    options = RsyncOptions(tuple(exclude), delete, None, numeric_ids, dry_run, checked_timeout(io_timeout))
+    if bwlimit is not None and bwlimit < 1:
+        raise UserError("--bwlimit must be at least 1 KiB/s")
+    options = RsyncOptions(tuple(exclude), delete, None, numeric_ids, dry_run, checked_timeout(io_timeout),
+                           bwlimit_kib=bwlimit)
     ctx = context(inventory, source, destination, options, trust_new_hosts)
     try:
         ok = run_sync(ctx, schedule, yes, as_json)

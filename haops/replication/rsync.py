@@ -17,9 +17,10 @@ EXIT_MEANINGS = {
     23: "partial transfer due to error", 24: "some source files vanished during the transfer",
     25: "more deletions than previewed: new files appeared on the destination since the preview; "
         "run again to see them", 30: "timeout in data send/receive", 35: "timeout waiting for daemon",
-    255: "ssh to the destination failed",
 }
 SSH_ALIVE_INTERVAL_S, SSH_ALIVE_COUNT = 2, 3
+EXIT_MEANINGS[255] = (f"the source's SSH connection to the destination failed: refused, unreachable, or "
+                      f"silent for {SSH_ALIVE_INTERVAL_S * SSH_ALIVE_COUNT} s")
 SAFE_WORD = re.compile(r"^[A-Za-z0-9._@%+=:,/-]+$")
 
 
@@ -32,6 +33,7 @@ class RsyncOptions:
     dry_run: bool = False
     io_timeout_s: int = 30
     connect_timeout_s: int = 10
+    bwlimit_kib: int | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ def rsync_argv(source_path: str, login: Login, dest_path: str, known_hosts: str,
             argv.append(f"--max-delete={options.max_delete}")
     if options.dry_run:
         argv.append("--dry-run")
+    if options.bwlimit_kib is not None:
+        argv.append(f"--bwlimit={options.bwlimit_kib}")
     argv += [f"--exclude={pattern}" for pattern in options.excludes]
     argv += ["--", with_slash(source_path), f"{login.user}@{login.address}:{with_slash(dest_path)}"]
     return argv
