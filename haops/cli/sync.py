@@ -125,18 +125,26 @@ def run_sync(ctx: SyncContext, schedule: Schedule, yes: bool, as_json: bool) -> 
 
     try:
         if schedule.watch or schedule.every_s is not None:
-            reports = run_continuous(ctx, schedule, lambda report: show(report, as_json, continuous=True))
+            reports = run_continuous(ctx, schedule, lambda report: show(report, as_json, continuous=True),
+                                     with_progress)
             return all(r.ok for r in reports)
         max_delete = None
         if ctx.request.options.delete and not ctx.request.options.dry_run:
             max_delete = confirmed_deletions(ctx, yes, as_json)
         with progress_for(ctx):
-            report = sync_pass(ctx, max_delete=max_delete)
+            report = sync_pass(ctx, max_delete=max_delete)  # at most what the preview listed
         show(report, as_json, continuous=False)
         return report.ok
     except HostFailure as exc:
         err().print(f"[bold red]failed:[/] {exc}")
         return False
+
+
+def with_progress(ctx: SyncContext) -> PassReport:
+    from haops.replication.fanout import sync_pass
+
+    with progress_for(ctx):
+        return sync_pass(ctx)
 
 
 def confirmed_deletions(ctx: SyncContext, yes: bool, as_json: bool) -> dict[str, int]:

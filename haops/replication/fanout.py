@@ -155,7 +155,7 @@ def sync_destination(ctx: SyncContext, agent: RunAgent, source: Manifest, dest: 
         connection = ctx.connections.get(dest)
         result.before = manifests.compare(source, read_manifest(connection, ctx.request.dest_path,
                                                                 options.excludes), options.numeric_ids)
-        ctx.on_event(dest, "sync", 0)
+        ctx.on_event(dest, "sync", None)
         output, code, stderr = run_rsync(ctx, agent, dest, connection.transport.get_remote_server_key(), options)
         result.changes, result.stats = output.changes, output.stats()
         if code != 0:

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from haops.replication.fanout import PassReport, SyncContext, sync_pass
+
+RunPass = Callable[[SyncContext], PassReport]
 from haops.transport import HostFailure, Ran, run, stream
 
 WATCHED_EVENTS = "close_write,create,delete,moved_to,moved_from,attrib"
@@ -39,27 +41,33 @@ class Schedule:
         return float("inf") if self.for_s is None else self.for_s - (time.monotonic() - started)
 
 
-def run_continuous(ctx: SyncContext, schedule: Schedule, on_pass: Callable[[PassReport], None]) -> list[PassReport]:
+def run_continuous(ctx: SyncContext, schedule: Schedule, on_pass: Callable[[PassReport], None],
+                   run_pass: RunPass = sync_pass) -> list[PassReport]:
+    """Passes until the schedule ends; `run_pass` runs one (the CLI wraps it in progress bars)."""
+    def each(reports: list[PassReport]) -> None:
+        one_pass(ctx, on_pass, reports, run_pass)
+
     if schedule.watch:
-        return watched(ctx, schedule, on_pass)
-    return every(ctx, schedule, on_pass)
+        return watched(ctx, schedule, each)
+    return every(ctx, schedule, each)
 
 
-def one_pass(ctx: SyncContext, on_pass: Callable[[PassReport], None], reports: list[PassReport]) -> None:
+def one_pass(ctx: SyncContext, on_pass: Callable[[PassReport], None], reports: list[PassReport],
+             run_pass: RunPass) -> None:
     for dest in ctx.request.destinations:
         if ctx.connections.unreachable(dest):
             ctx.connections.drop(dest)  # a host cut off in an earlier pass is tried again
-    report = sync_pass(ctx)
+    report = run_pass(ctx)
     reports.append(report)
     on_pass(report)
 
 
-def every(ctx: SyncContext, schedule: Schedule, on_pass: Callable[[PassReport], None]) -> list[PassReport]:
+def every(ctx: SyncContext, schedule: Schedule, each: Callable[[list[PassReport]], None]) -> list[PassReport]:
     assert schedule.every_s is not None
     reports: list[PassReport] = []
     started = time.monotonic()
     while True:
-        one_pass(ctx, on_pass, reports)
+        each(reports)
         if schedule.ended(len(reports), started):
             return reports
         next_at = started + len(reports) * schedule.every_s
@@ -142,20 +150,20 @@ def burst_of_changes(events: queue.Queue[str], timeout_s: float, debounce_s: flo
     return burst
 
 
-def watched(ctx: SyncContext, schedule: Schedule, on_pass: Callable[[PassReport], None]) -> list[PassReport]:
+def watched(ctx: SyncContext, schedule: Schedule, each: Callable[[list[PassReport]], None]) -> list[PassReport]:
     reports: list[PassReport] = []
     started = time.monotonic()
     watcher = Watcher(ctx, schedule.for_s)
     watcher.start()
     try:
-        one_pass(ctx, on_pass, reports)
+        each(reports)
         while not schedule.ended(len(reports), started):
             if not watcher.alive():
                 raise HostFailure(f"inotifywait on {ctx.request.source} stopped: {watcher.failure()}")
             burst = watcher.wait_for_change(min(1.0, schedule.time_left(started)), schedule.debounce_s,
                                             schedule.max_wait_s)
             if burst:
-                one_pass(ctx, on_pass, reports)
+                each(reports)
     finally:
         watcher.stop()
     return reports
