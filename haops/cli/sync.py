@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from haops.inventory.model import Inventory
-    from haops.replication.fanout import PassReport, SyncContext
+    from haops.replication.fanout import DestinationResult, PassReport, SyncContext
+    from haops.replication.rsync import RsyncOptions
     from haops.replication.watch import Schedule
 
 SHOWN_PER_HOST = 10
@@ -91,15 +92,13 @@ def checked_schedule(schedule: Schedule, delete: bool, yes: bool, dry_run: bool)
     return schedule
 
 
-def context(inventory: Path, source: str, destination: str, options: object, trust_new_hosts: bool) -> SyncContext:
+def context(inventory: Path, source: str, destination: str, options: RsyncOptions, trust_new_hosts: bool) -> SyncContext:
     from haops.replication.agent import load_keys
     from haops.replication.fanout import SyncContext
     from haops.replication.request import resolve
-    from haops.replication.rsync import RsyncOptions
     from haops.session import settings_for
     from haops.transport import Connections
 
-    assert isinstance(options, RsyncOptions)
     inv = load_inventory(inventory)
     request = resolve(inv, source, destination, options)
     settings = settings_for(inv, trust_new_hosts)
@@ -253,10 +252,7 @@ def report_table(report: PassReport) -> Table:
     return table
 
 
-def details(result: object) -> None:
-    from haops.replication.fanout import DestinationResult
-
-    assert isinstance(result, DestinationResult)
+def details(result: DestinationResult) -> None:
     if result.error:
         out().print(f"[bold red]{result.host}[/]: {result.error}")
     for label, items in (("left", result.left or []), ("fixed", result.fixed)):
