@@ -210,3 +210,67 @@ class Connections:
             opened, self.open = list(self.open.values()), {}
         for connection in opened:
             connection.close()
+
+
+def stream(connection: Connection, script: str, on_output: Callable[[str], None], timeout_s: float,
+           prepare: Callable[[Any], None] | None = None) -> Ran:
+    """Run a POSIX sh script on an open connection, handing stdout to `on_output` piece by piece
+    (split at \\r and \\n, as progress lines arrive) while it runs; stderr is collected.
+    `prepare` sees the channel before the command starts (to ask for agent forwarding).
+    After `timeout_s` the channel is closed and HostFailure raised."""
+    import time
+
+    transport = connection.transport
+    if transport is None or not transport.is_active():
+        raise HostFailure(f"no open connection to {connection.host}")
+    with deadline(connection, min(timeout_s, 30.0), "opening a channel"):
+        channel = transport.open_session(timeout=min(timeout_s, 30.0))
+    try:
+        if prepare is not None:
+            prepare(channel)
+        channel.exec_command(f"sh -c {shlex.quote(script)}")
+        channel.settimeout(0.2)
+        ends = time.monotonic() + timeout_s
+        pending, errors = "", []
+        while True:
+            if time.monotonic() > ends:
+                raise HostFailure(f"no end from {connection.host} within {timeout_s:.0f}s")
+            chunk = _receive(channel.recv)
+            if channel.recv_stderr_ready():
+                errors.append(channel.recv_stderr(65536).decode("utf-8", "replace"))
+            if chunk:
+                pending = _pieces(pending + chunk.decode("utf-8", "replace"), on_output)
+            elif chunk == b"":
+                if channel.exit_status_ready():
+                    break
+                time.sleep(0.05)
+            elif not transport.is_active():
+                raise HostFailure(f"lost the connection to {connection.host}")
+        if pending.strip():
+            on_output(pending)
+        while channel.recv_stderr_ready():
+            errors.append(channel.recv_stderr(65536).decode("utf-8", "replace"))
+        return Ran(channel.recv_exit_status(), "", "".join(errors))
+    finally:
+        channel.close()
+
+
+def _receive(recv: Callable[[int], bytes]) -> bytes | None:
+    """A chunk, b"" at end of stream, None when nothing came within the channel's timeout."""
+    import socket
+
+    try:
+        return recv(65536)
+    except socket.timeout:
+        return None
+
+
+def _pieces(text: str, on_output: Callable[[str], None]) -> str:
+    """Hand every complete piece (ended by \\r or \\n) to on_output; return the unfinished rest."""
+    import re
+
+    parts = re.split(r"[\r\n]", text)
+    for part in parts[:-1]:
+        if part.strip():
+            on_output(part)
+    return parts[-1]

@@ -17,6 +17,7 @@ COMMANDS = (
     ("failback", "Give back: return a VIP or a drained backend to where the inventory puts it, measured."),
     ("metrics", "Availability from drill records or an incident log: MTTF, MTTR, MTBF, nines, SLA budget."),
     ("drbd", "The DRBD lifecycle: init, up, promote, demote, status, verify, resolve a split brain."),
+    ("sync", "One directory to many hosts with rsync, in parallel, deltas only, proven equal on each."),
     ("inventory", "Check an inventory, or show it resolved with every default filled in."),
     ("lab", "A cluster of real SSH hosts made of Linux namespaces on this machine."),
 )

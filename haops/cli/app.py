@@ -14,6 +14,7 @@ from haops.cli.metrics import metrics
 from haops.cli.planned import failback, switchover
 from haops.cli.render import render
 from haops.cli.status import status
+from haops.cli.sync import sync
 from haops.cli.validate import validate
 from haops.cli.verify import verify
 from haops.errors import UserError
@@ -34,6 +35,7 @@ app.command()(drill)
 app.command()(switchover)
 app.command()(failback)
 app.command()(metrics)
+app.command()(sync)
 app.add_typer(inventory_cli.app, name="inventory")
 app.add_typer(lab_cli.app, name="lab")
 app.add_typer(drbd_cli.app, name="drbd")

@@ -1,0 +1,1 @@
+"""Replication: directory sync with rsync fanned out from one source host (`haops sync`)."""
