@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from haops import __version__
+from haops.cli import db as db_cli
 from haops.cli import inventory as inventory_cli
 from haops.cli import lab as lab_cli
 from haops.cli.apply import apply
@@ -35,6 +36,7 @@ app.command()(failback)
 app.command()(metrics)
 app.add_typer(inventory_cli.app, name="inventory")
 app.add_typer(lab_cli.app, name="lab")
+app.add_typer(db_cli.app, name="db")
 
 
 def version_callback(value: bool) -> None:
