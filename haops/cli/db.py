@@ -185,7 +185,7 @@ def print_drill(report: DrillReport) -> None:
     out().print(f"kill -9 of {report.old_primary}'s postmaster after {report.acknowledged_before_crash} acknowledged rows; "
                 f"{report.new_primary} promoted ({mode})")
     out().print(f"RTO (crash -> first acknowledged write on {report.new_primary}): {rto}"
-                f"  [detected by a failed write after {_text(report.detect_s)} s; promotion took {_text(report.promote_s)} s more]")
+                f"  (detected by a failed write after {_text(report.detect_s)} s; promotion took {_text(report.promote_s)} s more)")
     verdict = "as synchronous replication promises" if report.synchronous and not report.lost else (
         "DATA LOST despite synchronous mode" if report.synchronous else "measured; asynchronous mode promises nothing")
     out().print(f"RPO: {report.rpo_rows} of {report.acknowledged} acknowledged rows missing on {report.new_primary} "

@@ -9,6 +9,7 @@ lag is at most that much late. Every loop is bounded in rows and time."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
@@ -37,7 +38,7 @@ def percentile(values: list[float], fraction: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]  # nearest rank
 
 
 @dataclass
