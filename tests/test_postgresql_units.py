@@ -120,3 +120,19 @@ def test_percentiles_and_literals() -> None:
     assert percentile(list(map(float, range(1, 101))), 0.99) == 99.0
     assert percentile([5.0], 0.5) == 5.0
     assert sql_literal("a'b") == "'a''b'"
+
+
+def test_db_commands_give_a_one_screen_error_for_a_user_mistake(capsys: pytest.CaptureFixture[str]) -> None:
+    from haops.cli import main
+
+    def code(*args: str) -> tuple[int, str]:
+        try:
+            main(list(args))
+            return 0, ""
+        except SystemExit as exit_:
+            return int(exit_.code or 0), capsys.readouterr().err
+
+    status, err = code("db", "status", "-i", "inventories/example.yml")
+    assert status == 2 and "has no postgresql section" in err and "Traceback" not in err
+    status, err = code("db", "promote", "web9", "-i", "inventories/postgresql.yml")
+    assert status == 2 and "not a host of the postgresql cluster" in err

@@ -18,6 +18,7 @@ COMMANDS = (
     ("metrics", "Availability from drill records or an incident log: MTTF, MTTR, MTBF, nines, SLA budget."),
     ("inventory", "Check an inventory, or show it resolved with every default filled in."),
     ("lab", "A cluster of real SSH hosts made of Linux namespaces on this machine."),
+    ("db", "PostgreSQL replication: status, promote, a ledger check, a crash drill with RTO and RPO."),
 )
 
 TOP_HELP = "\n".join(

@@ -111,12 +111,12 @@ def check(inventory: Inventory, pg: PostgresCluster, runner: Runner, rows: int, 
     state = read_cluster(inventory, pg.hosts, runner, pg.port)
     primary = single_primary(state)
     begun = time.monotonic()
-    writer = Writer(inventory, pg, lambda: primary, rows, rate)
-    readers = [Reader(inventory, pg, s.host, writer.run) for s in state.standbys]
+    writer = Writer(inventory, pg, lambda: primary, rows, rate, limit_s=rows / rate + 60)
+    readers = [Reader(inventory, pg, s.host, writer.run, limit_s=writer.limit_s + CATCH_UP_S) for s in state.standbys]
     reading = started(*readers)
     say(f"writing {rows} rows at {rate:g}/s to {primary}, reading them back on {len(readers)} standbys")
     for thread in started(writer):
-        thread.join(timeout=rows / rate + 60)
+        thread.join(timeout=writer.limit_s + 5)
     writer.stop.set()
     wait_caught_up(writer, readers)
     stop_all(readers, reading)
@@ -144,8 +144,8 @@ def drill(inventory: Inventory, pg: PostgresCluster, runner: Runner, rows: int, 
     state = read_cluster(inventory, pg.hosts, runner, pg.port)
     old = single_primary(state)
     current = [old]
-    writer = Writer(inventory, pg, lambda: current[0], rows, rate)
-    readers = [Reader(inventory, pg, s.host, writer.run) for s in state.standbys]
+    writer = Writer(inventory, pg, lambda: current[0], rows, rate, limit_s=rows / rate + 60)
+    readers = [Reader(inventory, pg, s.host, writer.run, limit_s=writer.limit_s + CATCH_UP_S) for s in state.standbys]
     reading = started(*readers)
     writing = started(writer)
     say(f"writing {rows} rows at {rate:g}/s to {old}; crash after {crash_after} acknowledged")
@@ -162,7 +162,7 @@ def drill(inventory: Inventory, pg: PostgresCluster, runner: Runner, rows: int, 
     chosen = most_advanced(after)
     promotion = promote(inventory, pg, chosen, runner, say, state=after, started=crashed)
     current[0] = chosen
-    writing[0].join(timeout=rows / rate + 60)
+    writing[0].join(timeout=writer.limit_s + 5)
     writer.stop.set()
     stop_all(readers, reading)
     held, error = held_by(inventory, pg, chosen, writer.run)

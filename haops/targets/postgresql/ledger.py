@@ -43,7 +43,7 @@ def percentile(values: list[float], fraction: float) -> float | None:
 
 @dataclass
 class Writer:
-    """Writes rows 1..rows at `rate` per second to whichever host `target()` names now."""
+    """Writes numbered rows at `rate` per second to whichever host `target()` names now, until `rows` are acknowledged."""
 
     inventory: Inventory
     pg: PostgresCluster
@@ -58,12 +58,15 @@ class Writer:
     limit_s: float = 300.0
 
     def __call__(self) -> None:
-        connection, host = None, ""
-        started = time.monotonic()
-        for n in range(1, self.rows + 1):
-            due = started + (n - 1) / self.rate
-            if self.stop.wait(max(0.0, due - time.monotonic())) or time.monotonic() - started > self.limit_s:
+        """Until `rows` are acknowledged (or the time limit): one attempt per tick, each with the next
+        number; a failed attempt is not acknowledged, and a late writer never bursts to catch up."""
+        connection, host, n = None, "", 0
+        started = due = time.monotonic()
+        while len(self.acked) < self.rows and time.monotonic() - started < self.limit_s:
+            if self.stop.wait(max(0.0, due - time.monotonic())):
                 break
+            due = max(due + 1 / self.rate, time.monotonic())
+            n += 1
             try:
                 if connection is None or host != self.target():
                     if connection is not None:
