@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 MASK = "********"
 # Model fields that hold a secret, masked in `inventory show`.
-SECRET_FIELDS = frozenset({"password", "auth_pass", "secret"})
+SECRET_FIELDS = frozenset({"password", "auth_pass", "secret", "replication_password"})
 
 
 def mask(text: str, secrets: Iterable[str]) -> str:

@@ -20,6 +20,7 @@ COMMANDS = (
     ("sync", "One directory to many hosts with rsync, in parallel, deltas only, proven equal on each."),
     ("inventory", "Check an inventory, or show it resolved with every default filled in."),
     ("lab", "A cluster of real SSH hosts made of Linux namespaces on this machine."),
+    ("db", "PostgreSQL replication: status, promote, a ledger check, a crash drill with RTO and RPO."),
 )
 
 TOP_HELP = "\n".join(

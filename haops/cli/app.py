@@ -6,6 +6,7 @@ import typer
 
 from haops import __version__
 from haops.cli import drbd as drbd_cli
+from haops.cli import db as db_cli
 from haops.cli import inventory as inventory_cli
 from haops.cli import lab as lab_cli
 from haops.cli.apply import apply
@@ -39,6 +40,7 @@ app.command()(sync)
 app.add_typer(inventory_cli.app, name="inventory")
 app.add_typer(lab_cli.app, name="lab")
 app.add_typer(drbd_cli.app, name="drbd")
+app.add_typer(db_cli.app, name="db")
 
 
 def version_callback(value: bool) -> None:

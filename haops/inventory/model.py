@@ -170,6 +170,27 @@ class VrrpInstance:
 
 
 @dataclass(frozen=True)
+class PostgresCluster:
+    """One streaming-replication cluster: a primary, its standbys, the role they replicate as.
+
+    `primary` is the primary apply builds; after `haops db promote` the inventory should say
+    the new one (apply refuses to start a fenced host)."""
+
+    primary: str
+    standbys: tuple[str, ...]
+    replication_password: str
+    synchronous: bool = False
+    port: int = 5432
+    listen: str = "address"  # "address": localhost and the host's own address; "all": every address
+    replication_role: str = "replicator"
+    clients: tuple[IPv4Network, ...] = ()  # may connect to database postgres as the role (db check)
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        return (self.primary, *self.standbys)
+
+
+@dataclass(frozen=True)
 class Inventory:
     source: str
     hosts: dict[str, Host]
@@ -177,6 +198,7 @@ class Inventory:
     zones: dict[str, Zone] = field(default_factory=dict)
     drbd: dict[str, DrbdResource] = field(default_factory=dict)
     vrrp: dict[str, VrrpInstance] = field(default_factory=dict)
+    postgresql: PostgresCluster | None = None
     lab: LabSettings | None = None
     responders: bool = False
 

@@ -1,6 +1,6 @@
 """Load an inventory file into the validated model, or fail with every problem listed.
 
-Each top-level section has its reader (services, zones, drbd, vrrp); this module reads the
+Each top-level section has its reader (services, zones, drbd, vrrp, postgresql); this module reads the
 lab, hosts and groups, checks across sections, and runs the technologies' review pass."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from haops.errors import UserError
 from haops.inventory import values
 from haops.inventory.drbd import DrbdReader
 from haops.inventory.model import Host, Inventory, LabSettings
+from haops.inventory.postgresql import PostgresReader
 from haops.inventory.reader import Reader
 from haops.inventory.section import all_groups
 from haops.inventory.services import ServiceReader
@@ -21,7 +22,7 @@ from haops.inventory.source import LocatedDocument, Path, load_located
 from haops.inventory.vrrp import VrrpReader
 from haops.inventory.zones import ZoneReader
 
-TOP_KEYS = ("lab", "vars", "groups", "hosts", "services", "zones", "drbd", "vrrp", "responders")
+TOP_KEYS = ("lab", "vars", "groups", "hosts", "services", "zones", "drbd", "vrrp", "postgresql", "responders")
 HOST_VARS = ("interface", "ssh_user", "ssh_port", "ssh_host", "ssh_key", "init", "weight")
 HOST_VAR_CHECKS = {
     "interface": values.interface,
@@ -57,7 +58,7 @@ def parse(text: str, filename: str = "<inventory>", review: Review | None = None
     return InventoryParser(document).parse(review)
 
 
-class InventoryParser(ServiceReader, ZoneReader, DrbdReader, VrrpReader):
+class InventoryParser(ServiceReader, ZoneReader, DrbdReader, VrrpReader, PostgresReader):
     def __init__(self, document: LocatedDocument) -> None:
         self.document = document
         self.r = Reader(document)
@@ -76,6 +77,7 @@ class InventoryParser(ServiceReader, ZoneReader, DrbdReader, VrrpReader):
             zones=self._zones(top.get("zones")),
             drbd=self._each(top, "drbd", self._drbd),
             vrrp=self._each(top, "vrrp", self._vrrp),
+            postgresql=self._postgresql(top.get("postgresql")),
             lab=lab,
             responders=self.r.field(top, (), "responders", values.boolean, False),
         )

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from haops.inventory.model import Inventory
     from haops.targets.base import BalancerTarget, ProblemAt, Target
 
-BUILT_IN = ("sysctl", "iptables", "lvs", "drbd", "responder", "haproxy", "nginx", "apache", "bind", "keepalived")
+BUILT_IN = ("sysctl", "iptables", "lvs", "drbd", "postgresql", "responder", "haproxy", "nginx", "apache", "bind", "keepalived")
 _added: list[Target] = []
 T = TypeVar("T", bound="Target")
 
