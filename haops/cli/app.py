@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from haops import __version__
-from haops.cli import drbd as drbd_cli
 from haops.cli import db as db_cli
+from haops.cli import drbd as drbd_cli
 from haops.cli import inventory as inventory_cli
 from haops.cli import lab as lab_cli
 from haops.cli.apply import apply
