@@ -7,7 +7,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from xml.etree import ElementTree
 
-from haops.inventory.model import Inventory, Service
+from haops.inventory.model import Inventory, Service, endpoint
 from haops.inventory.values import ipv4_networks
 from haops.render import render_template, whole_seconds
 from haops.targets.base import (
@@ -161,8 +161,8 @@ MAINT_FLAGS = {"Dis", "Stop", "Drn", "Shut"}
 
 
 def manager_script(service: Service) -> str:
-    url = f"http://{service.vip}:{service.port}{MANAGER}"
-    held = f"ip -br -4 addr | grep -qF {shlex.quote(f' {service.vip}/')}"
+    url = f"http://{endpoint(service.vip, service.port)}{MANAGER}"
+    held = f"ip -br -{service.vip.version} addr | grep -qF {shlex.quote(f' {service.vip}/')}"
     fetch = f"curl -sS -m 3 --interface 127.0.0.1 -e {shlex.quote(url)} {shlex.quote(url + '?xml=1')}"
     return f"if {held}; then {fetch}; else echo {NOT_HELD}; fi"
 
@@ -184,7 +184,7 @@ def parse_manager(xml: str) -> dict[str, str]:
 def member_states(service: Service, host: str, statuses: dict[str, str]) -> list[BackendState]:
     states = []
     for backend in service.backends:
-        status = statuses.get(f"http://{backend.address}:{backend.port}")
+        status = statuses.get(f"http://{endpoint(backend.address, backend.port)}")
         state = member_state(status) if status is not None else UNKNOWN
         states.append(BackendState(service.name, host, backend.host, state, status if status is not None else "not a member here"))
     return states
