@@ -102,7 +102,7 @@ def ip_address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     """An IPv4 or IPv6 address (write IPv6 in quotes: YAML may read some as numbers)."""
     text = _text(value, "an IPv4 or IPv6 address such as 10.213.0.11 or 'fd00:213::11'")
     try:
-        return ipaddress.ip_address(text)
+        return _unscoped(ipaddress.ip_address(text))
     except ValueError:
         raise ValueError(f"must be an IPv4 or IPv6 address such as 10.213.0.11 or 'fd00:213::11', got {show(value)}") from None
 
@@ -110,9 +110,16 @@ def ip_address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 def ipv6(value: Any) -> ipaddress.IPv6Address:
     text = _text(value, "an IPv6 address such as 'fd00:213::11'")
     try:
-        return ipaddress.IPv6Address(text)
+        return _unscoped(ipaddress.IPv6Address(text))
     except ValueError:
         raise ValueError(f"must be an IPv6 address such as 'fd00:213::11', got {show(value)}") from None
+
+
+def _unscoped(address: Any) -> Any:
+    """No '%zone' suffix: it names an interface, is free text to ipaddress, and belongs in no config."""
+    if getattr(address, "scope_id", None) is not None:
+        raise ValueError("scoped address")
+    return address
 
 
 def ipv6_network(value: Any) -> ipaddress.IPv6Network:
