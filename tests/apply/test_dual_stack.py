@@ -92,6 +92,15 @@ def test_apply_settles_the_ipv4_and_the_ipv6_vip_and_both_answer(dual: Applied) 
     assert [(o.report.host, o.report.changed, o.report.reloads) for o in again if o.report.changed or o.report.reloads] == []
 
 
+def test_status_reads_both_vips_and_the_backends_of_both_families(dual: Applied, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["status", "-i", str(dual.cluster.path), "--json"])
+    found = json.loads(capsys.readouterr().out)
+    assert exit_.value.code == 0 and found["problems"] == [], found["problems"]
+    assert {(v["instance"], v["vip"], v["holder"]) for v in found["vips"]} == {
+        ("www", "10.213.50.100/24", "lb1"), ("www6", f"{VIP6}/64", "lb1")}
+
+
 def test_verify_measures_splits_and_dns_rotation_over_both_families(dual: Applied, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["verify", "-i", str(dual.cluster.path), "--json"])
