@@ -212,6 +212,12 @@ def ipv4_networks(value: Any) -> list[Any]:
     return [ipv4_network(item) for item in items]
 
 
+def ip_networks(value: Any) -> list[Any]:
+    """IPv4 or IPv6 networks, one or a list."""
+    items = value if isinstance(value, list) else [value]
+    return [ipv6_network(item) if isinstance(item, str) and ":" in item else ipv4_network(item) for item in items]
+
+
 def process_name(value: Any) -> str:
     """A process name as `killall` and `pidof` take it."""
     return matching(re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$"), "a process name such as haproxy")(value)
