@@ -8,6 +8,8 @@ from typing import Any
 
 import jinja2
 
+from haops.inventory.model import endpoint
+
 
 def template_root() -> Path:
     """Templates ship inside the wheel as haops/templates; a source checkout keeps them at top level."""
@@ -40,6 +42,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters["duration"] = duration
     env.filters["seconds"] = whole_seconds
+    env.filters["endpoint"] = endpoint
     return env
 
 

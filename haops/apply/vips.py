@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from haops.inventory.model import Inventory, Service, VrrpInstance
+from haops.inventory.model import Inventory, Service, VrrpInstance, endpoint
 from haops.status import VipView, read_vips
 from haops.targets import balancers
 
@@ -45,7 +45,8 @@ def answer(address: str, port: int, http: bool) -> Answer:
             if not http:
                 return Answer(port, True, "TCP")
             connection.settimeout(ANSWER_TIMEOUT_S)
-            connection.sendall(f"GET / HTTP/1.0\r\nHost: {address}\r\n\r\n".encode())
+            host = endpoint(address, port).rsplit(":", 1)[0]  # an IPv6 address in brackets
+            connection.sendall(f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
             status_line = connection.recv(64).split(b"\r\n")[0].decode("latin-1")
     except OSError as exc:
         return Answer(port, False, f"{type(exc).__name__}: {exc.strerror or exc}")

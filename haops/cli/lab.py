@@ -68,7 +68,8 @@ def up(inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help=
     with user_errors():
         source = hosts_from_inventory(inventory) if inventory else None
         network = (source.network if source else None) or DEFAULT_NETWORK
-        lab = Lab(name or (source.name if source else None) or DEFAULT_LAB_NAME, IPv4Network(network), state_root)
+        lab = Lab(name or (source.name if source else None) or DEFAULT_LAB_NAME, IPv4Network(network), state_root,
+                  source.network6 if source else None)
         lab.up(source.hosts if source else None, source.text if source else None)
         typer.echo(f"lab {lab.name!r} is up: {len(lab.hosts)} hosts on {lab.network}; "
                    f"ssh -F {lab.ssh_config} HOST; inventory: {lab.inventory_path}")

@@ -5,22 +5,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 
 STICKY = ("none", "cookie", "source")
+IPAddress = IPv4Address | IPv6Address
+
+
+def endpoint(address: object, port: int) -> str:
+    """address:port as configs and URLs write it: an IPv6 address in brackets, [fd00::1]:80."""
+    return f"[{address}]:{port}" if ":" in str(address) else f"{address}:{port}"
 
 
 @dataclass(frozen=True)
 class LabSettings:
     name: str
     network: IPv4Network
+    network6: IPv6Network | None = None
 
 
 @dataclass(frozen=True)
 class Host:
     name: str
-    address: IPv4Address
+    address: IPAddress  # the host's first address: where SSH goes unless ssh_host says otherwise
     groups: tuple[str, ...] = ()
+    address6: IPv6Address | None = None  # the IPv6 address of a dual-stack host
     interface: str = "eth0"
     ssh_user: str | None = None
     ssh_port: int | None = None
@@ -34,11 +42,19 @@ class Host:
         """Where SSH goes: ssh_host when set (a VM's management address), else the address."""
         return self.ssh_host or str(self.address)
 
+    @property
+    def addresses(self) -> tuple[IPAddress, ...]:
+        return (self.address, self.address6) if self.address6 else (self.address,)
+
+    def address_in(self, version: int) -> IPAddress | None:
+        """The host's address of IP version 4 or 6, if it has one."""
+        return next((a for a in self.addresses if a.version == version), None)
+
 
 @dataclass(frozen=True)
 class Backend:
     host: str
-    address: IPv4Address
+    address: IPAddress  # the host's address in the family of the service's VIP
     port: int
     weight: int = 1
     backup: bool = False
@@ -71,7 +87,7 @@ class Stats:
 @dataclass(frozen=True)
 class Service:
     name: str
-    vip: IPv4Address
+    vip: IPAddress
     port: int
     balancer: str
     algorithm: str
@@ -99,7 +115,7 @@ class Service:
 @dataclass(frozen=True)
 class Record:
     name: str
-    addresses: tuple[IPv4Address, ...]
+    addresses: tuple[IPAddress, ...]  # A and AAAA records
     ttl: int | None = None
 
 
@@ -124,7 +140,7 @@ class Zone:
 class DrbdNode:
     host: str
     node_id: int
-    address: IPv4Address
+    address: IPAddress
     disk: str
 
 
@@ -152,7 +168,7 @@ class DrbdResource:
 @dataclass(frozen=True)
 class VrrpInstance:
     name: str
-    vip: IPv4Interface
+    vip: IPv4Interface | IPv6Interface  # IPv6: VRRPv3
     router_id: int
     priorities: tuple[tuple[str, int], ...]
     advert_int_ms: int = 1000

@@ -6,14 +6,14 @@ lab, hosts and groups, checks across sections, and runs the technologies' review
 from __future__ import annotations
 
 from collections.abc import Callable
-from ipaddress import IPv4Address
+from ipaddress import IPv6Network
 from pathlib import Path as FilePath
 from typing import Any
 
 from haops.errors import UserError
 from haops.inventory import values
 from haops.inventory.drbd import DrbdReader
-from haops.inventory.model import Host, Inventory, LabSettings
+from haops.inventory.model import Host, Inventory, IPAddress, LabSettings
 from haops.inventory.postgresql import PostgresReader
 from haops.inventory.reader import Reader
 from haops.inventory.section import all_groups
@@ -94,10 +94,11 @@ class InventoryParser(ServiceReader, ZoneReader, DrbdReader, VrrpReader, Postgre
     def _lab(self, raw: Any) -> LabSettings | None:
         if raw is None:
             return None
-        data = self.r.mapping(raw, ("lab",), ("name", "network"))
+        data = self.r.mapping(raw, ("lab",), ("name", "network", "network6"))
         name = self.r.field(data, ("lab",), "name", values.lab_name, "haops")
         network = self.r.field(data, ("lab",), "network", _lab_network, None)
-        return LabSettings(name, network or _lab_network("10.213.0.0/24"))
+        network6 = self.r.field(data, ("lab",), "network6", _lab_network6, None)
+        return LabSettings(name, network or _lab_network("10.213.0.0/24"), network6)
 
     def _hosts(self, top: dict[str, Any]) -> dict[str, Host]:
         common = self._vars(top.get("vars"), ("vars",))
@@ -125,8 +126,11 @@ class InventoryParser(ServiceReader, ZoneReader, DrbdReader, VrrpReader, Postgre
               group_vars: dict[str, dict[str, Any]], group_members: dict[str, list[str]]) -> Host | None:
         if isinstance(body, str):
             body = {"address": body}
-        data = self.r.mapping(body, path, ("address", "groups", "vars"), required=("address",))
-        address = self.r.field(data, path, "address", values.ipv4, None)
+        data = self.r.mapping(body, path, ("address", "address6", "groups", "vars"), required=("address",))
+        address = self.r.field(data, path, "address", values.ip_address, None)
+        address6 = self.r.field(data, path, "address6", values.ipv6, None)
+        if address is not None and address.version == 6 and address6 is not None:
+            self.r.problem(path + ("address6",), f"address {address} is IPv6 already; address6 is the IPv6 address of a host whose address is IPv4")
         groups = [self.r.check(g, path + ("groups", i), values.name) for i, g in enumerate(self.r.sequence(data.get("groups"), path + ("groups",)))]
         groups += [group for group, members in group_members.items() if name in members]
         merged = dict(common)
@@ -135,7 +139,7 @@ class InventoryParser(ServiceReader, ZoneReader, DrbdReader, VrrpReader, Postgre
         merged.update(self._vars(data.get("vars"), path + ("vars",)))
         if address is None:
             return None
-        return Host(name=name, address=address, groups=tuple(dict.fromkeys(filter(None, groups))), **merged)
+        return Host(name=name, address=address, address6=address6, groups=tuple(dict.fromkeys(filter(None, groups))), **merged)
 
     def _vars(self, raw: Any, path: Path) -> dict[str, Any]:
         data = self.r.mapping(raw, path, HOST_VARS)
@@ -156,21 +160,26 @@ class InventoryParser(ServiceReader, ZoneReader, DrbdReader, VrrpReader, Postgre
         return group_vars, members
 
     def _unique_addresses(self, hosts: dict[str, Host]) -> None:
-        seen: dict[IPv4Address, str] = {}
+        seen: dict[IPAddress, str] = {}
         for host in hosts.values():
-            if host.address in seen:
-                self.r.problem(("hosts", host.name, "address"), f"{host.address} is already the address of {seen[host.address]}")
-            seen[host.address] = host.name
+            for key, address in (("address", host.address), ("address6", host.address6)):
+                if address is None:
+                    continue
+                if address in seen:
+                    self.r.problem(("hosts", host.name, key), f"{address} is already the address of {seen[address]}")
+                seen[address] = host.name
 
     # --- across sections -------------------------------------------------------------
 
     def _cross_checks(self, inventory: Inventory) -> None:
-        router_ids: dict[int, str] = {}
+        # IPv4 and IPv6 VRRP are separate protocols: a router id is unique per address family.
+        router_ids: dict[tuple[int, int], str] = {}
         for name, instance in inventory.vrrp.items():
-            if instance.router_id in router_ids:
-                self.r.problem(("vrrp", name, "router_id"), f"{instance.router_id} is already used by vrrp.{router_ids[instance.router_id]}; each instance on a network needs its own")
-            router_ids[instance.router_id] = name
-        listeners: dict[tuple[str, IPv4Address, int], str] = {}
+            family = (instance.vip.version, instance.router_id)
+            if family in router_ids:
+                self.r.problem(("vrrp", name, "router_id"), f"{instance.router_id} is already used by vrrp.{router_ids[family]}; each instance of one address family on a network needs its own")
+            router_ids[family] = name
+        listeners: dict[tuple[str, IPAddress, int], str] = {}
         for name, service in inventory.services.items():
             for host in service.hosts:
                 key = (host, service.vip, service.port)
@@ -183,6 +192,16 @@ def _lab_network(value: Any) -> Any:
     network = values.ipv4_network(value)
     if not network.subnet_of(values.ipv4_network("10.213.0.0/16")) or not 17 <= network.prefixlen <= 29:
         raise ValueError(f"must be a network inside 10.213.0.0/16 (the lab's own range), /17 to /29, got {value!r}")
+    return network
+
+
+LAB_SAFETY_NET6 = IPv6Network("fd00:213::/48")
+
+
+def _lab_network6(value: Any) -> Any:
+    network = values.ipv6_network(value)
+    if not network.subnet_of(LAB_SAFETY_NET6) or not 64 <= network.prefixlen <= 120:
+        raise ValueError(f"must be a network inside {LAB_SAFETY_NET6} (the lab's own IPv6 range), /64 to /120, got {value!r}")
     return network
 
 

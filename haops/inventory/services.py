@@ -26,14 +26,15 @@ class ServiceReader(Section):
         balancer = f(data, path, "balancer", values.name, None)
         port = f(data, path, "port", values.port, None)
         backend_port = f(data, path, "backend_port", values.port, port)
+        vip = f(data, path, "vip", values.ip_address, None)
         service = Service(
             name=name,
-            vip=f(data, path, "vip", values.ipv4, None),
+            vip=vip,
             port=port,
             balancer=balancer,
             algorithm=f(data, path, "algorithm", _algorithm_text, "roundrobin"),
             hosts=self._select(data.get("hosts"), path + ("hosts",), default_group="lb"),
-            backends=self._backends(data.get("backends"), path + ("backends",), backend_port),
+            backends=self._backends(data.get("backends"), path + ("backends",), backend_port, vip.version if vip else 4),
             health=self._health(data.get("health"), path + ("health",)),
             sticky=f(data, path, "sticky", values.one_of(*STICKY), "none"),
             cookie=f(data, path, "cookie", values.cookie, "SERVERID"),
@@ -51,7 +52,8 @@ class ServiceReader(Section):
             self.r.problem(path + ("backends",), "every backend is a backup: nothing would serve until one fails; mark at least one active")
         return service
 
-    def _backends(self, raw: Any, path: Path, default_port: int | None) -> tuple[Backend, ...]:
+    def _backends(self, raw: Any, path: Path, default_port: int | None, version: int) -> tuple[Backend, ...]:
+        """The backends, each at its host's address in the VIP's family (`version`)."""
         if isinstance(raw, (str, dict)) and not (isinstance(raw, dict) and "host" in raw):
             data = {"group": raw} if isinstance(raw, str) else self.r.mapping(raw, path, ("group", "port", "weight"), required=("group",))
             port = self.r.field(data, path, "port", values.port, default_port)
@@ -64,14 +66,14 @@ class ServiceReader(Section):
             item_paths = [path + (i,) for i in range(len(items))]
             if not items:
                 self.r.problem(path, "must list at least one backend")
-        backends = [self._backend(item, item_path, default_port) for item, item_path in zip(items, item_paths)]
+        backends = [self._backend(item, item_path, default_port, version) for item, item_path in zip(items, item_paths)]
         chosen = tuple(b for b in backends if b is not None)
         targets = [(b.address, b.port) for b in chosen]
         if len(set(targets)) != len(targets):
             self.r.problem(path, "lists the same backend address and port twice")
         return chosen
 
-    def _backend(self, raw: Any, path: Path, default_port: int | None) -> Backend | None:
+    def _backend(self, raw: Any, path: Path, default_port: int | None, version: int) -> Backend | None:
         if isinstance(raw, str):
             raw = {"host": raw}
         data = self.r.mapping(raw, path, ("host", "port", "weight", "backup"), required=("host",))
@@ -81,9 +83,14 @@ class ServiceReader(Section):
         port = self.r.field(data, path, "port", values.port, default_port)
         weight = self.r.field(data, path, "weight", values.weight, host.weight)
         backup = self.r.field(data, path, "backup", values.boolean, False)
+        address = host.address_in(version)
+        if address is None:
+            self.r.problem(path + ("host",), f"host {host.name} has no IPv{version} address, and the VIP is IPv{version}; "
+                           f"give it {'address6' if version == 6 else 'an IPv4 address'} or use an IPv{version} host")
+            return None
         if port is None or weight is None:
             return None
-        return Backend(host.name, host.address, port, weight, bool(backup))
+        return Backend(host.name, address, port, weight, bool(backup))
 
     def _health(self, raw: Any, path: Path) -> Health | None:
         if raw is None or raw is False:

@@ -72,8 +72,10 @@ interface = matching(INTERFACE, "an interface name (up to 15 letters, digits, '.
 
 
 def ssh_host(value: Any) -> str:
-    """An IPv4 address or a DNS name to connect to."""
+    """An IPv4 or IPv6 address or a DNS name to connect to."""
     text = _text(value, "an IPv4 address or host name")
+    if ":" in text:
+        return str(ipv6(text))
     labels = text.split(".")
     if len(text) > 253 or not all(HOSTNAME.fullmatch(label.lower()) for label in labels):
         raise ValueError(f"must be an IPv4 address or host name, got {show(value)}")
@@ -94,6 +96,38 @@ def ipv4(value: Any) -> ipaddress.IPv4Address:
         return ipaddress.IPv4Address(text)
     except ValueError:
         raise ValueError(f"must be an IPv4 address such as 10.213.0.11, got {show(value)}") from None
+
+
+def ip_address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An IPv4 or IPv6 address (write IPv6 in quotes: YAML may read some as numbers)."""
+    text = _text(value, "an IPv4 or IPv6 address such as 10.213.0.11 or 'fd00:213::11'")
+    try:
+        return _unscoped(ipaddress.ip_address(text))
+    except ValueError:
+        raise ValueError(f"must be an IPv4 or IPv6 address such as 10.213.0.11 or 'fd00:213::11', got {show(value)}") from None
+
+
+def ipv6(value: Any) -> ipaddress.IPv6Address:
+    text = _text(value, "an IPv6 address such as 'fd00:213::11'")
+    try:
+        return _unscoped(ipaddress.IPv6Address(text))
+    except ValueError:
+        raise ValueError(f"must be an IPv6 address such as 'fd00:213::11', got {show(value)}") from None
+
+
+def _unscoped(address: Any) -> Any:
+    """No '%zone' suffix: it names an interface, is free text to ipaddress, and belongs in no config."""
+    if getattr(address, "scope_id", None) is not None:
+        raise ValueError("scoped address")
+    return address
+
+
+def ipv6_network(value: Any) -> ipaddress.IPv6Network:
+    text = _text(value, "an IPv6 network such as 'fd00:213:0:7::/64'")
+    try:
+        return ipaddress.IPv6Network(text)
+    except ValueError:
+        raise ValueError(f"must be an IPv6 network such as 'fd00:213:0:7::/64', got {show(value)}") from None
 
 
 def ipv4_network(value: Any) -> ipaddress.IPv4Network:
@@ -176,6 +210,12 @@ def seconds(value: Any) -> int:
 def ipv4_networks(value: Any) -> list[Any]:
     items = value if isinstance(value, list) else [value]
     return [ipv4_network(item) for item in items]
+
+
+def ip_networks(value: Any) -> list[Any]:
+    """IPv4 or IPv6 networks, one or a list."""
+    items = value if isinstance(value, list) else [value]
+    return [ipv6_network(item) if isinstance(item, str) and ":" in item else ipv4_network(item) for item in items]
 
 
 def process_name(value: Any) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Interface, IPv6Interface, ip_interface
 from typing import Any
 
 from haops.inventory import values
@@ -67,11 +67,20 @@ def _auth_pass(value: Any) -> str:
     return text
 
 
-def _vip_interface(value: Any) -> IPv4Interface:
+VIP_TEXT = "an IPv4 or IPv6 address with optional prefix, e.g. 10.213.0.100/24 or 'fd00:213::100/64'"
+
+
+def _vip_interface(value: Any) -> IPv4Interface | IPv6Interface:
+    if isinstance(value, list):
+        families = {":" in str(item) for item in value}
+        if len(families) > 1:
+            raise ValueError("an IPv4 and an IPv6 VIP cannot share a VRRP instance: IPv4 VRRP and VRRPv3 over IPv6 "
+                             "advertise separately; give the IPv6 VIP an instance of its own (e.g. www6)")
+        raise ValueError(f"must be one address ({VIP_TEXT}): one VIP per instance")
     if isinstance(value, str) and "/" not in value:
-        value = f"{value}/32"
-    text = values.matching(re.compile(r"^[0-9./]{9,18}$"), "an IPv4 address with optional prefix, e.g. 10.213.0.100/24")(value)
+        value = f"{value}/{128 if ':' in value else 32}"
+    text = values.matching(re.compile(r"^[0-9A-Fa-f.:/]{9,43}$"), VIP_TEXT)(value)
     try:
-        return IPv4Interface(text)
+        return ip_interface(text)
     except ValueError:
-        raise ValueError(f"must be an IPv4 address with optional prefix, e.g. 10.213.0.100/24, got {value!r}") from None
+        raise ValueError(f"must be {VIP_TEXT}, got {value!r}") from None

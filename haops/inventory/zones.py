@@ -56,7 +56,7 @@ class ZoneReader(Section):
             ttl = self.r.field(data, path, "ttl", values.seconds, None)
             raw, path = data.get("addresses"), path + ("addresses",)
         items = raw if isinstance(raw, list) else [raw]
-        addresses = [self.r.check(item, path + ((i,) if isinstance(raw, list) else ()), values.ipv4) for i, item in enumerate(items)]
+        addresses = [self.r.check(item, path + ((i,) if isinstance(raw, list) else ()), values.ip_address) for i, item in enumerate(items)]
         if not items:
             self.r.problem(path, "must list at least one address")
         if label is None or None in addresses:

@@ -94,12 +94,26 @@ def power_on(paths: HostPaths, name: str, netns: str, hide: Path) -> int:
             "--propagation", "private", "--mount-proc", "--",
             "/bin/sh", "-c", INIT_SCRIPT, "haops-lab-init",
             name, str(paths.root), str(hide), " ".join(OVERLAID_DIRS)]
+    keep_inherited_descriptors_to_ourselves()
     log_flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
     actions = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
                (os.POSIX_SPAWN_OPEN, 1, str(paths.console_log), log_flags, 0o600),
                (os.POSIX_SPAWN_DUP2, 1, 2)]
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
     return os.posix_spawnp("nsenter", argv, env, file_actions=actions, setsid=True)
+
+
+def keep_inherited_descriptors_to_ourselves() -> None:
+    """A host outlives the command that booted it, so it must not hold what that command was given:
+    `flock LOCK haops lab up` would otherwise leave LOCK held by the hosts until `lab down`.
+    Python opens nothing inheritable itself, so an inheritable descriptor above 2 came from our parent."""
+    for name in os.listdir("/proc/self/fd"):
+        descriptor = int(name)
+        try:
+            if descriptor > 2 and os.get_inheritable(descriptor):
+                os.set_inheritable(descriptor, False)
+        except OSError:
+            continue  # closed meanwhile (the listing's own descriptor, or another thread's)
 
 
 def record_processes(paths: HostPaths, supervisor_pid: int, timeout: float = 5) -> ProcessRecord:

@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -65,9 +65,10 @@ class Lab:
     """One named lab. Every kernel object and file it makes is keyed on its name."""
 
     def __init__(self, name: str = DEFAULT_LAB_NAME, network: IPv4Network = DEFAULT_NETWORK,
-                 state_root: Path | None = None) -> None:
+                 state_root: Path | None = None, network6: IPv6Network | None = None) -> None:
         self.name = check_lab_name(name)
         self.network = _check_network(network)
+        self.network6 = _check_network6(network6) if network6 else None
         self.paths = LabPaths(check_state_root(state_root or default_state_root()), self.name)
 
     @classmethod
@@ -76,7 +77,8 @@ class Lab:
         paths = LabPaths(check_state_root(state_root or default_state_root()), check_lab_name(name))
         if not paths.record.exists():
             raise LabError(f"no lab named {name!r} is up (no {paths.record}); run `haops lab up`")
-        return cls(name, LabRecord.load(paths.record).network, paths.root)
+        record = LabRecord.load(paths.record)
+        return cls(name, record.network, paths.root, record.network6)
 
     # --- files other code uses ---------------------------------------------------
 
@@ -133,10 +135,16 @@ class Lab:
         self._check_matches_running(wanted)
         network.install_safety_route()  # before anything else is created
         network.check_network_is_free(self.network, self.bridge)
+        if self.network6 is not None:
+            if not network.machine_has_ipv6():
+                raise LabError("this lab has an IPv6 network, but IPv6 is disabled on this machine "
+                               "(sysctl net.ipv6.conf.all.disable_ipv6)")
+            network.check_network_is_free(self.network6, self.bridge)
         self._write_files(wanted, inventory_text)
         if not network.netns_dir_is_mounted():
             self.paths.netns_mount_marker.touch()
-        network.ensure_bridge(self.bridge, mac_address(self.name), network.gateway_interface(self.network))
+        gateway6 = network.gateway_interface6(self.network6) if self.network6 else None
+        network.ensure_bridge(self.bridge, mac_address(self.name), network.gateway_interface(self.network), gateway6)
         stopped = [h for h in wanted if lab_host.running_init(self.paths.host(h.name)) is None]
         _for_each(stopped, self._boot)
 
@@ -219,13 +227,17 @@ class Lab:
     def _check_hosts(self, hosts: Sequence[LabHost]) -> None:
         if not hosts:
             raise LabError("a lab needs at least one host")
-        seen: dict[IPv4Address, str] = {}
+        seen: dict[IPv4Address | IPv6Address, str] = {}
         for h in hosts:
             check_host_name(h.name)
             network.check_host_address(h.name, h.address, self.network)
-            if h.address in seen:
-                raise LabError(f"hosts {seen[h.address]} and {h.name} share the address {h.address}")
-            seen[h.address] = h.name
+            if h.address6 is not None:
+                network.check_host_address6(h.name, h.address6, self.network6)
+            addresses: list[IPv4Address | IPv6Address] = [h.address, *([h.address6] if h.address6 else [])]
+            for address in addresses:
+                if address in seen:
+                    raise LabError(f"hosts {seen[address]} and {h.name} share the address {address}")
+                seen[address] = h.name
         if len({h.name for h in hosts}) != len(hosts):
             raise LabError("host names must be unique")
 
@@ -233,24 +245,25 @@ class Lab:
         if not self.paths.record.exists():
             return
         running = LabRecord.load(self.paths.record)
-        if running.network != self.network or set(running.hosts) != set(hosts):
+        if running.network != self.network or running.network6 != self.network6 or set(running.hosts) != set(hosts):
             raise LabError(f"lab {self.name!r} is already up with other hosts or network "
                            f"({running.network}); run `haops lab down --name {self.name}` first")
 
     def _write_files(self, hosts: Sequence[LabHost], inventory_text: str | None) -> None:
         self.paths.lab_dir.mkdir(parents=True, exist_ok=True)
-        LabRecord(self.name, self.network, tuple(hosts)).save(self.paths.record)
+        LabRecord(self.name, self.network, tuple(hosts), self.network6).save(self.paths.record)
         client_key = keys.ensure(self.identity, f"haops-lab-{self.name}")
         host_keys = {h: self._prepare_host_disk(h, hosts, client_key) for h in hosts}
         self.known_hosts.write_text(known_hosts_text(host_keys))
         self.ssh_config.write_text(ssh_config_text(hosts, self.identity, self.known_hosts, self.name))
-        self.inventory_path.write_text(inventory_yaml(self.name, self.network, tuple(hosts), inventory_text))
+        self.inventory_path.write_text(inventory_yaml(self.name, self.network, tuple(hosts), inventory_text, self.network6))
 
     def _prepare_host_disk(self, target: LabHost, hosts: Sequence[LabHost], client_key: str) -> str:
         paths = self.paths.host(target.name)
         if not paths.root.exists():
             etc_hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
             etc_hosts += "".join(f"{h.address}\t{h.name}\n" for h in hosts)
+            etc_hosts += "".join(f"{h.address6}\t{h.name}\n" for h in hosts if h.address6)
             lab_host.prepare_disk(paths, {
                 "/etc/hostname": (f"{target.name}\n", 0o644),
                 "/etc/hosts": (etc_hosts, 0o644),
@@ -264,7 +277,8 @@ class Lab:
         netns, veth = self.netns(target.name), self.veth(target.name)
         network.unplug(netns, veth)  # leftovers of an unclean stop
         address = IPv4Interface(f"{target.address}/{self.network.prefixlen}")
-        network.plug(netns, veth, mac_address(self.name, target.name), self.bridge, address)
+        address6 = IPv6Interface(f"{target.address6}/{self.network6.prefixlen}") if target.address6 and self.network6 else None
+        network.plug(netns, veth, mac_address(self.name, target.name), self.bridge, address, address6)
         lab_host.record_processes(paths, lab_host.power_on(paths, target.name, netns, self.paths.root))
         if not wait_for_sshd(target.address):
             log = paths.console_log.read_text(errors="replace")[-2000:] if paths.console_log.exists() else ""
@@ -289,6 +303,10 @@ def _power_off(paths: HostPaths) -> None:
 
 def _check_network(value: IPv4Network) -> IPv4Network:
     return network.check_lab_network(IPv4Network(value))
+
+
+def _check_network6(value: IPv6Network) -> IPv6Network:
+    return network.check_lab_network6(IPv6Network(value))
 
 
 def _for_each(items: Sequence[T], action: Callable[[T], R]) -> list[R]:

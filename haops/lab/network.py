@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network, ip_network
 from pathlib import Path
 
 from haops.lab.commands import LabError, ip_batch, run
 
 SAFETY_NET = IPv4Network("10.213.0.0/16")
+# A unique-local /48 for every haops lab; each lab takes a /64 of it (fd00:213:0:N::/64).
+SAFETY_NET6 = IPv6Network("fd00:213::/48")
 DEFAULT_NETWORK = IPv4Network("10.213.0.0/24")
 NETNS_DIR = Path("/run/netns")
 HOST_INTERFACE = "eth0"
@@ -21,9 +23,33 @@ def check_lab_network(network: IPv4Network) -> IPv4Network:
     return network
 
 
+def check_lab_network6(network: IPv6Network) -> IPv6Network:
+    if not network.subnet_of(SAFETY_NET6) or not 64 <= network.prefixlen <= 120:
+        raise LabError(f"lab IPv6 network must be a /64../120 inside {SAFETY_NET6} (the labs' own range); got {network}")
+    return network
+
+
+def machine_has_ipv6() -> bool:
+    """IPv6 is built into this kernel and not disabled (sysctl net.ipv6.conf.all.disable_ipv6)."""
+    disabled = Path("/proc/sys/net/ipv6/conf/all/disable_ipv6")
+    return disabled.exists() and disabled.read_text().strip() == "0"
+
+
 def gateway_interface(network: IPv4Network) -> IPv4Interface:
     """The machine's side of the lab: the network's first address."""
     return IPv4Interface(f"{network[1]}/{network.prefixlen}")
+
+
+def gateway_interface6(network: IPv6Network) -> IPv6Interface:
+    return IPv6Interface(f"{network[1]}/{network.prefixlen}")
+
+
+def check_host_address6(name: str, address: IPv6Address, network: IPv6Network | None) -> None:
+    if network is None:
+        raise LabError(f"host {name}: address6 {address} needs the lab's IPv6 network (lab.network6 in the inventory)")
+    if address not in network or address in (network.network_address, network[1]):
+        raise LabError(f"host {name}: address6 {address} is not a usable address of the lab network "
+                       f"{network} (the first address, {network[1]}, is the machine's)")
 
 
 def check_host_address(name: str, address: IPv4Address, network: IPv4Network) -> None:
@@ -34,18 +60,22 @@ def check_host_address(name: str, address: IPv4Address, network: IPv4Network) ->
 
 
 def install_safety_route() -> None:
-    """Lab addresses must never route out of the machine, even when no lab is up."""
+    """Lab addresses must never route out of the machine, even when no lab is up (IPv6 too, where
+    the machine has it: its own IPv6 default route would otherwise carry them away)."""
     run(["ip", "route", "replace", "unreachable", str(SAFETY_NET)])
+    if machine_has_ipv6():
+        run(["ip", "-6", "route", "replace", "unreachable", str(SAFETY_NET6)])
 
 
-def check_network_is_free(network: IPv4Network, bridge: str) -> None:
+def check_network_is_free(network: IPv4Network | IPv6Network, bridge: str) -> None:
     """Refuse a lab network the machine already uses for something other than this lab."""
-    routes = json.loads(run(["ip", "-j", "-4", "route", "show", "table", "main"]).stdout or "[]")
+    family = f"-{network.version}"
+    routes = json.loads(run(["ip", "-j", family, "route", "show", "table", "main"]).stdout or "[]")
     for route in routes:
         dst = route.get("dst", "")
         if dst in ("default", "") or route.get("type") == "unreachable" or route.get("dev") == bridge:
             continue
-        if IPv4Network(dst, strict=False).overlaps(network):
+        if ip_network(dst, strict=False).overlaps(network):
             raise LabError(f"lab network {network} overlaps the machine's route {dst} via "
                            f"{route.get('dev', '?')}; choose another /24 inside {SAFETY_NET}")
 
@@ -54,11 +84,18 @@ def interface_exists(name: str) -> bool:
     return Path("/sys/class/net", name).exists()
 
 
-def ensure_bridge(bridge: str, mac: str, gateway: IPv4Interface) -> None:
+def ensure_bridge(bridge: str, mac: str, gateway: IPv4Interface, gateway6: IPv6Interface | None = None) -> None:
     if interface_exists(bridge):
         return
-    ip_batch([f"link add {bridge} address {mac} type bridge",
+    if gateway6 is None:
+        ip_batch([f"link add {bridge} address {mac} type bridge",
+                  f"addr add {gateway} dev {bridge}",
+                  f"link set {bridge} up"])
+        return
+    # No MLD snooping: without a querier it would come to drop VRRPv3 and neighbour discovery multicast.
+    ip_batch([f"link add {bridge} address {mac} type bridge mcast_snooping 0",
               f"addr add {gateway} dev {bridge}",
+              f"addr add {gateway6} dev {bridge} nodad",
               f"link set {bridge} up"])
 
 
@@ -67,13 +104,20 @@ def delete_bridge(bridge: str) -> None:
         run(["ip", "link", "del", bridge])
 
 
-def plug(netns: str, veth: str, mac: str, bridge: str, address: IPv4Interface) -> None:
+def plug(netns: str, veth: str, mac: str, bridge: str, address: IPv4Interface,
+         address6: IPv6Interface | None = None) -> None:
     """A fresh network namespace cabled to the bridge, as after power-on."""
     ip_batch([f"netns add {netns}",
               f"link add {veth} type veth peer name {HOST_INTERFACE} address {mac} netns {netns}",
               f"link set {veth} master {bridge} up"])
+    if address6 is not None:
+        # No duplicate address detection in the host: its addresses (the link-local one VRRPv3
+        # sends from, the VIPs keepalived adds) are usable at once instead of tentative for ~1 s.
+        run(["ip", "netns", "exec", netns, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0",
+             "net.ipv6.conf.default.accept_dad=0", f"net.ipv6.conf.{HOST_INTERFACE}.accept_dad=0"])
     ip_batch(["link set lo up",
               f"addr add {address} dev {HOST_INTERFACE}",
+              *([f"addr add {address6} dev {HOST_INTERFACE} nodad"] if address6 else []),
               f"link set {HOST_INTERFACE} up"], netns=netns)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 
 from haops.lab.commands import LabError
@@ -112,16 +112,21 @@ class LabRecord:
     name: str
     network: IPv4Network
     hosts: tuple[LabHost, ...]
+    network6: IPv6Network | None = None
 
     def save(self, path: Path) -> None:
         data = {"name": self.name, "network": str(self.network),
-                "hosts": [{"name": h.name, "address": str(h.address), "groups": list(h.groups)}
+                **({"network6": str(self.network6)} if self.network6 else {}),
+                "hosts": [{"name": h.name, "address": str(h.address), "groups": list(h.groups),
+                           **({"address6": str(h.address6)} if h.address6 else {})}
                           for h in self.hosts]}
         path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> LabRecord:
         data = json.loads(path.read_text(encoding="utf-8"))
-        hosts = tuple(LabHost(h["name"], IPv4Address(h["address"]), tuple(h["groups"]))
+        hosts = tuple(LabHost(h["name"], IPv4Address(h["address"]), tuple(h["groups"]),
+                              IPv6Address(h["address6"]) if h.get("address6") else None)
                       for h in data["hosts"])
-        return cls(data["name"], IPv4Network(data["network"]), hosts)
+        network6 = IPv6Network(data["network6"]) if data.get("network6") else None
+        return cls(data["name"], IPv4Network(data["network"]), hosts, network6)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 
 import yaml
@@ -22,6 +22,7 @@ class LabHost:
     name: str
     address: IPv4Address
     groups: tuple[str, ...] = ()
+    address6: IPv6Address | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class InventoryLab:
     network: IPv4Network | None
     hosts: tuple[LabHost, ...]
     text: str
+    network6: IPv6Network | None = None
 
 
 def default_hosts(network: IPv4Network) -> tuple[LabHost, ...]:
@@ -42,17 +44,24 @@ def hosts_from_inventory(path: Path) -> InventoryLab:
     """The one place the lab reads an inventory (through haops.inventory)."""
     from haops.inventory import load
 
+    from haops.lab.commands import LabError
+
     inventory = load(path)
-    hosts = tuple(LabHost(h.name, h.address, tuple(h.groups)) for h in inventory.hosts.values())
+    hosts = []
+    for h in inventory.hosts.values():
+        if not isinstance(h.address, IPv4Address):
+            raise LabError(f"host {h.name}: a lab host needs an IPv4 address (the lab's SSH runs over IPv4); "
+                           f"write {h.address} as its address6")
+        hosts.append(LabHost(h.name, h.address, tuple(h.groups), h.address6))
     lab = inventory.lab
-    return InventoryLab(lab.name if lab else None, lab.network if lab else None, hosts,
-                        path.read_text(encoding="utf-8"))
+    return InventoryLab(lab.name if lab else None, lab.network if lab else None, tuple(hosts),
+                        path.read_text(encoding="utf-8"), lab.network6 if lab else None)
 
 
 def inventory_yaml(name: str, network: IPv4Network, hosts: tuple[LabHost, ...],
-                   base_text: str | None = None) -> str:
+                   base_text: str | None = None, network6: IPv6Network | None = None) -> str:
     """The running lab's inventory: the given one with its `lab:` section set, or a fresh one."""
-    lab_section = {"name": name, "network": str(network)}
+    lab_section = {"name": name, "network": str(network), **({"network6": str(network6)} if network6 else {})}
     if base_text is not None:
         data = yaml.safe_load(base_text)
         if data.get("lab") == lab_section:
@@ -61,5 +70,10 @@ def inventory_yaml(name: str, network: IPv4Network, hosts: tuple[LabHost, ...],
         return yaml.safe_dump(data, sort_keys=False)
     lines = ["# haops lab inventory, written by `haops lab up`", "lab:",
              f"  name: {name}", f"  network: {network}", "hosts:"]
-    lines += [f"  {h.name}: {{address: {h.address}, groups: [{', '.join(h.groups)}]}}" for h in hosts]
+    lines[4:4] = [f"  network6: '{network6}'"] if network6 else []
+    lines += [f"  {h.name}: {{address: {h.address}, {_address6(h)}groups: [{', '.join(h.groups)}]}}" for h in hosts]
     return "\n".join(lines) + "\n"
+
+
+def _address6(host: LabHost) -> str:
+    return f"address6: '{host.address6}', " if host.address6 else ""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import shlex
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 from xml.etree import ElementTree
 
-from haops.inventory.model import Inventory, Service
-from haops.inventory.values import ipv4_networks
+from haops.inventory.model import Inventory, Service, endpoint
+from haops.inventory.values import ip_networks, ipv4_networks
 from haops.render import render_template, whole_seconds
 from haops.targets.base import (
     ALL_BACKENDS,
@@ -47,7 +47,7 @@ ALGORITHMS = {
     "leastconn": "bybusyness",
     "heartbeat": "heartbeat",
 }
-OPTIONS = {"manager": {"allow": OptionField(lambda v: tuple(ipv4_networks(v)), tuple(ipv4_networks(["127.0.0.1/32"])))}}
+OPTIONS = {"manager": {"allow": OptionField(lambda v: tuple(ip_networks(v)), tuple(ipv4_networks(["127.0.0.1/32"])))}}
 # byrequests keeps each member's running score across failovers and child processes, so a
 # window of requests may be off by one per member; it evens out over time.
 DISTRIBUTION = {"byrequests": TrafficPromise(SPLIT, tolerance=1), "bybusyness": TrafficPromise(LEAST)}
@@ -143,7 +143,7 @@ def server_limit(services: list[Service]) -> int:
     return max(1, -(-sum(s.maxconn for s in services) // THREADS_PER_CHILD))
 
 
-def manager_allow(service: Service) -> tuple[IPv4Network, ...]:
+def manager_allow(service: Service) -> tuple[IPv4Network | IPv6Network, ...]:
     return tuple(service.options["manager"]["allow"])
 
 
@@ -157,14 +157,19 @@ MANAGER = "/balancer-manager"
 NAMESPACE = "{http://httpd.apache.org}"
 NOT_HELD = "VIP-NOT-HELD-HERE"
 LOOPBACK = IPv4Address("127.0.0.1")
+LOOPBACK6 = IPv6Address("::1")  # where haops reads the manager of a service on an IPv6 VIP
 MAINT_FLAGS = {"Dis", "Stop", "Drn", "Shut"}
 
 
 def manager_script(service: Service) -> str:
-    url = f"http://{service.vip}:{service.port}{MANAGER}"
-    held = f"ip -br -4 addr | grep -qF {shlex.quote(f' {service.vip}/')}"
-    fetch = f"curl -sS -m 3 --interface 127.0.0.1 -e {shlex.quote(url)} {shlex.quote(url + '?xml=1')}"
+    url = f"http://{endpoint(service.vip, service.port)}{MANAGER}"
+    held = f"ip -br -{service.vip.version} addr | grep -qF {shlex.quote(f' {service.vip}/')}"
+    fetch = f"curl -sS -g -m 3 --interface {loopback(service)} -e {shlex.quote(url)} {shlex.quote(url + '?xml=1')}"
     return f"if {held}; then {fetch}; else echo {NOT_HELD}; fi"
+
+
+def loopback(service: Service) -> IPv4Address | IPv6Address:
+    return LOOPBACK6 if service.vip.version == 6 else LOOPBACK
 
 
 def member_state(status: str) -> str:
@@ -184,7 +189,7 @@ def parse_manager(xml: str) -> dict[str, str]:
 def member_states(service: Service, host: str, statuses: dict[str, str]) -> list[BackendState]:
     states = []
     for backend in service.backends:
-        status = statuses.get(f"http://{backend.address}:{backend.port}")
+        status = statuses.get(f"http://{endpoint(backend.address, backend.port)}")
         state = member_state(status) if status is not None else UNKNOWN
         states.append(BackendState(service.name, host, backend.host, state, status if status is not None else "not a member here"))
     return states
@@ -194,8 +199,8 @@ def manager_states(service: Service, host: str, run: HostRun) -> list[BackendSta
     def whole(state: str, detail: str) -> list[BackendState]:
         return [BackendState(service.name, host, ALL_BACKENDS, state, detail)]
 
-    if not any(LOOPBACK in network for network in manager_allow(service)):
-        return whole(NOT_EXPOSED, f"manager.allow does not admit 127.0.0.1, from where haops reads {MANAGER}")
+    if not any(loopback(service) in network for network in manager_allow(service)):
+        return whole(NOT_EXPOSED, f"manager.allow does not admit {loopback(service)}, from where haops reads {MANAGER}")
     ran = run(manager_script(service))
     if ran.stdout.strip() == NOT_HELD:
         return whole(NOT_EXPOSED, f"Apache listens only on {service.vip}, which {host} does not hold")

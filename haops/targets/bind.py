@@ -10,10 +10,9 @@ import dataclasses
 import re
 from dataclasses import dataclass
 from datetime import date
-from ipaddress import IPv4Address
 from pathlib import Path
 
-from haops.inventory.model import Inventory, Record, Zone
+from haops.inventory.model import Inventory, IPAddress, Record, Zone
 from haops.render import render_template
 from haops.targets.base import (
     Check,
@@ -138,16 +137,25 @@ class Delegated:
     name_servers: tuple[str, ...]
 
 
-def name_server_addresses(inventory: Inventory, zone: Zone) -> dict[str, IPv4Address]:
-    """'<host>.<zone>.' -> address, by name, for the zone's own servers and every delegated server."""
+def name_server_addresses(inventory: Inventory, zone: Zone) -> dict[str, tuple[IPAddress, ...]]:
+    """'<host>.<zone>.' -> its addresses (A, then AAAA glue), by name, for the zone's own servers and every delegated server."""
     hosts = set(zone.servers) | {host for d in zone.delegations for host in d.servers}
-    return {server_name(host, zone): inventory.hosts[host].address for host in sorted(hosts)}
+    return {server_name(host, zone): in_order(inventory.hosts[host].addresses) for host in sorted(hosts)}
+
+
+def in_order(addresses: tuple[IPAddress, ...]) -> tuple[IPAddress, ...]:
+    """IPv4 (A) before IPv6 (AAAA), each by value."""
+    return tuple(sorted(addresses, key=lambda address: (address.version, address)))
+
+
+def record_type(address: IPAddress) -> str:
+    return "AAAA" if address.version == 6 else "A"
 
 
 def records(zone: Zone) -> list[Record]:
     """The zone's records in one order whatever the inventory's: '@' first, then by name, addresses by value."""
     ordered = sorted(zone.records, key=lambda r: (r.name != "@", r.name))
-    return [dataclasses.replace(r, addresses=tuple(sorted(r.addresses))) for r in ordered]
+    return [dataclasses.replace(r, addresses=in_order(r.addresses)) for r in ordered]
 
 
 def delegations(zone: Zone) -> list[Delegated]:
@@ -172,6 +180,7 @@ def _zone_text(inventory: Inventory, zone: Zone, serial: int) -> str:
         records=records(zone),
         addresses=name_server_addresses(inventory, zone),
         delegations=delegations(zone),
+        record_type=record_type,
     )
 
 
@@ -228,7 +237,7 @@ class BindTarget(Target):
         return [(("zones", zone.name, *path), message) for zone in inventory.zones.values() for path, message in review_zone(zone)]
 
     def listeners(self, inventory: Inventory, host: str) -> list[tuple[str, int]]:
-        return [(str(inventory.hosts[host].address), 53)]
+        return [(str(address), 53) for address in inventory.hosts[host].addresses]
 
     def proof(self, inventory: Inventory, host: str, files: list[RenderedFile], before: str | None) -> str:
         """rndc reload is asynchronous: live means the new serials are served."""
@@ -245,7 +254,8 @@ class BindTarget(Target):
         zones = zones_on(inventory, host)
         config = render_template(
             "bind/named.conf.j2",
-            address=inventory.hosts[host].address,
+            address=inventory.hosts[host].address_in(4),
+            address6=inventory.hosts[host].address_in(6),
             working_dir=WORKING_DIR,
             rrset_orders=rrset_orders(zones),
             zones=zones,

@@ -47,7 +47,8 @@ class Daemon:
     def holds_port(self, port: int, address: str = "0.0.0.0") -> str:
         """Shell test: this daemon's master or one of its workers (not a squatter, nor another
         instance of the same program) listens on the TCP address and port."""
-        where = f"sport = :{port}" if address == "0.0.0.0" else f"src {address} and sport = :{port}"
+        source = f"[{address}]" if ":" in address else address  # ss reads an IPv6 source only in brackets
+        where = f"sport = :{port}" if address == "0.0.0.0" else f"src {source} and sport = :{port}"
         workers = WORKERS.format(process=shlex.quote(self.process))
         pids = f'"pid=($m|$({workers} | tr " " "|")),"'
         return f"m={self.master_pid()}; ss -ltnpH {shlex.quote(where)} | grep -Eq {pids}"

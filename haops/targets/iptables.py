@@ -18,6 +18,11 @@ before it let through. So slot i (from 0) of S uses `--every S-i --packet 0` and
 is unconditional: exact round robin. The old `-m nth --every S --packet i` recipe, copied to
 `statistic`, is skewed for that reason; simulate_split() shows both. Weights become slots in
 smooth weighted round-robin order (after dividing by their greatest common divisor).
+
+IPv6 services get the same chains and the same exact split in /etc/haops/ip6tables.rules,
+loaded by ip6tables-restore (rendered only on hosts with an IPv6 service); a service's VIP
+and backends are always of one family (the inventory picks each backend's address in the
+VIP's family).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from math import gcd
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from haops.inventory.model import Backend, Inventory, Service
+from haops.inventory.model import Backend, Inventory, Service, endpoint
 from haops.render import render_template
 from haops.targets.base import (
     ALL_BACKENDS,
@@ -58,6 +63,8 @@ if TYPE_CHECKING:
     from fabric import Connection
 
 CONFIG = "/etc/haops/iptables.rules"
+CONFIG6 = "/etc/haops/ip6tables.rules"
+TOOLS = {CONFIG: "iptables", CONFIG6: "ip6tables"}  # each rules file and the tool that loads it
 TABLE = "nat"
 PREFIX = "HAOPS-"
 HOOKS = (("PREROUTING", "HAOPS-PREROUTING"), ("OUTPUT", "HAOPS-OUTPUT"), ("POSTROUTING", "HAOPS-POSTROUTING"))
@@ -121,7 +128,7 @@ class NthRule:
 def dnat_rules(service: Service) -> list[NthRule]:
     chosen = slots(service.backends)
     count = len(chosen)
-    return [NthRule(f"{b.address}:{b.port}", count - i if i < count - 1 else None) for i, b in enumerate(chosen)]
+    return [NthRule(endpoint(b.address, b.port), count - i if i < count - 1 else None) for i, b in enumerate(chosen)]
 
 
 def hook_rules(inventory: Inventory, host: str) -> list[tuple[str, str, str]]:
@@ -187,28 +194,31 @@ class _ServiceRules:
 # --- going live -------------------------------------------------------------------------------------
 
 
-def activate_script() -> str:
+def activate_script(tool: str = "iptables", config: str = CONFIG) -> str:
     """One iptables-restore --noflush of haops' own chains, then the jumps into them, each only
     if missing; then HAOPS-* chains the file no longer declares (a removed service's) are deleted,
-    being unreferenced once the hook chains are refilled."""
+    being unreferenced once the hook chains are refilled. `tool` ip6tables does the same for IPv6."""
     # `iptables -C` exits 1 when the rule is missing; anything else (4 under the xtables
     # lock, 2 for a bad rule) is an error and must not be read as "absent".
     hooks = [
-        f"iptables -w -t {TABLE} -C {builtin} -j {chain} 2>/dev/null; c=$?; "
-        f"if [ $c = 1 ]; then iptables -w -t {TABLE} -A {builtin} -j {chain}; elif [ $c != 0 ]; then exit $c; fi"
+        f"{tool} -w -t {TABLE} -C {builtin} -j {chain} 2>/dev/null; c=$?; "
+        f"if [ $c = 1 ]; then {tool} -w -t {TABLE} -A {builtin} -j {chain}; elif [ $c != 0 ]; then exit $c; fi"
         for builtin, chain in HOOKS
     ]
-    stale = (f"for c in $(iptables-save -t {TABLE} | sed -n 's/^:\\({PREFIX}[^ ]*\\) .*/\\1/p'); do "
-             f"grep -q \"^:$c \" {CONFIG} || {{ iptables -w -t {TABLE} -F $c && iptables -w -t {TABLE} -X $c; }} || exit 1; done")
-    return " && ".join([f"iptables-restore -w --noflush {CONFIG}", *(f"( {h} )" for h in hooks), f"( {stale} )"])
+    stale = (f"for c in $({tool}-save -t {TABLE} | sed -n 's/^:\\({PREFIX}[^ ]*\\) .*/\\1/p'); do "
+             f"grep -q \"^:$c \" {config} || {{ {tool} -w -t {TABLE} -F $c && {tool} -w -t {TABLE} -X $c; }} || exit 1; done")
+    return " && ".join([f"{tool}-restore -w --noflush {config}", *(f"( {h} )" for h in hooks), f"( {stale} )"])
 
 
 def proof_script(files: list[RenderedFile]) -> str:
-    """Every rule of the file loaded, and each jump exactly once."""
-    wanted = sum(1 for f in files for line in f.text.splitlines() if line.startswith("-A "))
-    rules = f"[ \"$(iptables-save -t {TABLE} | grep -c '^-A {PREFIX}')\" = {wanted} ]"
-    hooks = [f"[ \"$(iptables-save -t {TABLE} | grep -cx -- '-A {builtin} -j {chain}')\" = 1 ]" for builtin, chain in HOOKS]
-    return " && ".join([rules, *hooks])
+    """Every rule of each file loaded (by iptables or ip6tables), and each jump exactly once."""
+    checks = []
+    for file in files:
+        tool = TOOLS.get(file.path, "iptables")
+        wanted = sum(1 for line in file.text.splitlines() if line.startswith("-A "))
+        checks.append(f"[ \"$({tool}-save -t {TABLE} | grep -c '^-A {PREFIX}')\" = {wanted} ]")
+        checks += [f"[ \"$({tool}-save -t {TABLE} | grep -cx -- '-A {builtin} -j {chain}')\" = 1 ]" for builtin, chain in HOOKS]
+    return " && ".join(checks)
 
 
 class RevertGuard:
@@ -219,9 +229,13 @@ class RevertGuard:
         from haops.transport import HostFailure, run
 
         saved = shlex.quote(f"{backup}/iptables.{TABLE}")
+        saved6 = shlex.quote(f"{backup}/ip6tables.{TABLE}")
+        # IPv6 is saved (and put back) where the host has an IPv6 nat table at all.
+        restore6 = f"if [ -s {saved6} ]; then ip6tables-restore -w -T {TABLE} < {saved6}; fi"
         script = "\n".join([
             f"mkdir -p {shlex.quote(backup)} && iptables-save -t {TABLE} > {saved} || exit 1",
-            f"setsid sh -c 'sleep {REVERT_SECONDS}; iptables-restore -w -T {TABLE} < {saved}' </dev/null >/dev/null 2>&1 &",
+            f"ip6tables-save -t {TABLE} > {saved6} 2>/dev/null || rm -f {saved6}",
+            f"setsid sh -c {shlex.quote(f'sleep {REVERT_SECONDS}; iptables-restore -w -T {TABLE} < {saved}; {restore6}')} </dev/null >/dev/null 2>&1 &",
             f"echo $! > {revert_pid(backup)}",
         ])
         if run(connection, script).code != 0:
@@ -258,8 +272,8 @@ def disarm(connection: Connection, backup: str) -> bool:
 # --- verify -------------------------------------------------------------------------------------------
 
 
-def chains_once(host: RemoteHost) -> Verdict:
-    rules = host.iptables.rules(TABLE)
+def chains_once(host: RemoteHost, version: int = 4) -> Verdict:
+    rules = host.iptables.rules(TABLE, version=version)
     chains = [rule for rule in rules if rule.startswith(f"-N {PREFIX}")]
     hooks = {chain: rules.count(f"-A {builtin} -j {chain}") for builtin, chain in HOOKS}
     ours = [rule for rule in rules if rule.startswith(f"-A {PREFIX}")]
@@ -291,26 +305,39 @@ class IptablesTarget(BalancerTarget):
         return f"iptables -w -t {TABLE} -S {HOOKS[0][1]} >/dev/null 2>&1"
 
     def activate(self, init: str, live: bool, files: list[RenderedFile]) -> str:
-        return activate_script()
+        paths = {f.path for f in files} or {CONFIG}
+        return " && ".join(activate_script(tool, config) for config, tool in TOOLS.items() if config in paths)
 
     def proof(self, inventory: Inventory, host: str, files: list[RenderedFile], before: str | None) -> str:
         return proof_script(files)
 
     def state_checks(self, inventory: Inventory, host: str) -> list[StateCheck]:
-        return [StateCheck("iptables chains", host, chains_once)]
+        checks = [StateCheck("iptables chains", host, chains_once)]
+        if _services_of(inventory, host, 6):
+            checks.append(StateCheck("ip6tables chains", host, lambda remote: chains_once(remote, 6)))
+        return checks
 
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:
-        entries = [_ServiceRules(s, service_chain(s.name), dnat_rules(s)) for s in services_on(inventory, self.name, host)]
-        text = render_template(
-            "iptables/iptables.rules.j2",
-            hooks=[chain for _, chain in HOOKS],
-            entries=entries,
-        )
-        return [RenderedFile(CONFIG, text, 0o644)]
+        files = [_rules_file(CONFIG, _services_of(inventory, host, 4), 32)]
+        if services6 := _services_of(inventory, host, 6):
+            files.append(_rules_file(CONFIG6, services6, 128))
+        return files
 
     def checks(self, inventory: Inventory, host: str, root: Path) -> list[Check]:
-        argv = ("iptables-restore", "--test", "--noflush", under(root, CONFIG))
-        return [Check("iptables-restore", argv, "iptables-restore --test --noflush")]
+        configs = [CONFIG, *([CONFIG6] if _services_of(inventory, host, 6) else [])]
+        return [Check(f"{TOOLS[c]}-restore", (f"{TOOLS[c]}-restore", "--test", "--noflush", under(root, c)),
+                      f"{TOOLS[c]}-restore --test --noflush") for c in configs]
+
+
+def _services_of(inventory: Inventory, host: str, version: int) -> list[Service]:
+    return [s for s in services_on(inventory, "iptables", host) if s.vip.version == version]
+
+
+def _rules_file(path: str, services: list[Service], host_prefix: int) -> RenderedFile:
+    entries = [_ServiceRules(s, service_chain(s.name), dnat_rules(s)) for s in services]
+    text = render_template("iptables/iptables.rules.j2", hooks=[chain for _, chain in HOOKS], entries=entries,
+                           host_prefix=host_prefix)
+    return RenderedFile(path, text, 0o644)
 
 
 TARGET = IptablesTarget()

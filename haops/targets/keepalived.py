@@ -54,7 +54,8 @@ NET_DEVICES = Path("/sys/class/net")
 
 
 def vrrp_version(instance: VrrpInstance) -> int:
-    return 2 if instance.advert_int_ms % 1000 == 0 else 3
+    """VRRPv2 is IPv4 only: an IPv6 VIP always runs VRRPv3 (RFC 5798)."""
+    return 2 if instance.advert_int_ms % 1000 == 0 and instance.vip.version == 4 else 3
 
 
 def review_vrrp(instance: VrrpInstance) -> list[ProblemAt]:
@@ -63,6 +64,13 @@ def review_vrrp(instance: VrrpInstance) -> list[ProblemAt]:
         return []
     advert = decimal_seconds(instance.advert_int_ms)
     problems: list[ProblemAt] = []
+    if instance.vip.version == 6:
+        if instance.advert_int_ms > VRRP3_MAX_ADVERT_MS:
+            problems.append((("advert_int",), f"{advert}s: an IPv6 VIP runs VRRPv3, which allows at most 40.95s"))
+        if instance.auth_pass:
+            problems.append((("auth_pass",), ("an IPv6 VIP runs VRRPv3, which has no authentication (keepalived "
+                                             "would drop it); remove auth_pass from this instance")))
+        return problems
     if instance.advert_int_ms > VRRP3_MAX_ADVERT_MS:
         problems.append((("advert_int",), (f"{advert}s is not whole seconds, which needs VRRPv3, and VRRPv3 allows at most "
                                           "40.95s; use whole seconds (VRRPv2, up to 255s) or at most 40.95s")))
@@ -221,10 +229,10 @@ def dumped_instance(block: list[str]) -> DumpedInstance:
 
 
 def read_script() -> str:
-    """Shell: this host's VRRP instances from a fresh dump, then the IPv4 addresses it holds."""
+    """Shell: this host's VRRP instances from a fresh dump, then the addresses it holds (IPv4 and IPv6)."""
     running = f"{DAEMON.running()} || {{ echo 'keepalived is not running'; exit 3; }}"
     dumped = f"{dump_now()} || {{ echo 'keepalived wrote no state dump within 2s'; exit 4; }}"
-    return "\n".join([running, dumped, topology_section(STATE_DUMP), f"echo {shlex.quote(ADDRESSES)}", "ip -br -4 addr"])
+    return "\n".join([running, dumped, topology_section(STATE_DUMP), f"echo {shlex.quote(ADDRESSES)}", "ip -br addr"])
 
 
 def held_addresses(ip_brief: str) -> set[str]:

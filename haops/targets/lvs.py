@@ -18,10 +18,10 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
-from haops.inventory.model import Health, Inventory, Service
+from haops.inventory.model import Health, Inventory, IPAddress, Service, endpoint
 from haops.inventory.values import one_of, seconds
 from haops.render import render_template
 from haops.targets.base import (
@@ -96,7 +96,7 @@ def persistence_s(service: Service) -> int | None:
 
 @dataclass(frozen=True)
 class RealServer:
-    address: IPv4Address
+    address: IPAddress
     port: int
     mode: str  # "nat" or "dr"
     weight: int
@@ -104,7 +104,7 @@ class RealServer:
 
 @dataclass(frozen=True)
 class VirtualService:
-    address: IPv4Address
+    address: IPAddress
     port: int
     scheduler: str
     persistence_s: int | None
@@ -124,14 +124,15 @@ class RulesError(ValueError):
     """A line of an ipvsadm rules file that ipvsadm-restore would refuse or misread."""
 
 
-_ENDPOINT = r"(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})"
+# ipvsadm writes an IPv6 address in brackets: [fd00::100]:80
+_ENDPOINT = r"(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:.]{2,45}\]):(\d{1,5})"
 _ADD_SERVICE = re.compile(rf"-A -t {_ENDPOINT} -s ([a-z]+)(?: -p (\d{{1,7}}))?")
 _ADD_SERVER = re.compile(rf"-a -t {_ENDPOINT} -r {_ENDPOINT} (-m|-g) -w (\d{{1,5}})")
 
 
 def parse_rules(text: str) -> list[VirtualService]:
     """The virtual services of an ipvsadm-restore file, strictly: any other line is an error."""
-    services: dict[tuple[IPv4Address, int], VirtualService] = {}
+    services: dict[tuple[IPAddress, int], VirtualService] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
@@ -143,7 +144,7 @@ def parse_rules(text: str) -> list[VirtualService]:
     return list(services.values())
 
 
-def _apply_rule(line: str, services: dict[tuple[IPv4Address, int], VirtualService]) -> None:
+def _apply_rule(line: str, services: dict[tuple[IPAddress, int], VirtualService]) -> None:
     if match := _ADD_SERVICE.fullmatch(line):
         key = _endpoint(match.group(1), match.group(2))
         if key in services:
@@ -157,6 +158,8 @@ def _apply_rule(line: str, services: dict[tuple[IPv4Address, int], VirtualServic
         server = RealServer(*_endpoint(match.group(3), match.group(4)), _mode(match.group(5)), _weight(match.group(6)))
         if any((s.address, s.port) == (server.address, server.port) for s in service.real_servers):
             raise ValueError("real server listed twice")
+        if server.address.version != service.address.version:
+            raise ValueError("a real server must be of the virtual service's address family (NAT and DR do not translate families)")
         if server.mode == "dr" and server.port != service.port:
             raise ValueError("a DR real server must use the virtual service's port")
         services[key] = VirtualService(service.address, service.port, service.scheduler, service.persistence_s,
@@ -165,10 +168,12 @@ def _apply_rule(line: str, services: dict[tuple[IPv4Address, int], VirtualServic
         raise ValueError("not '-A -t VIP:PORT -s SCHED [-p SECONDS]' or '-a -t VIP:PORT -r IP:PORT -m|-g -w WEIGHT'")
 
 
-def _endpoint(address: str, port: str) -> tuple[IPv4Address, int]:
+def _endpoint(address: str, port: str) -> tuple[IPAddress, int]:
     number = int(port)
     if not 1 <= number <= 65535:
         raise ValueError(f"port {port} out of range")
+    if address.startswith("["):
+        return IPv6Address(address[1:-1]), number
     return IPv4Address(address), number
 
 
@@ -286,7 +291,7 @@ def main(argv: list[str]) -> int:
     except (OSError, UnicodeDecodeError, RulesError) as exc:
         print(f"{argv[1]}: {exc}", file=sys.stderr)
         return 1
-    empty = [f"{s.address}:{s.port}" for s in services if not s.real_servers]
+    empty = [endpoint(s.address, s.port) for s in services if not s.real_servers]
     if empty:
         print(f"{argv[1]}: virtual service without real servers: {', '.join(empty)}", file=sys.stderr)
         return 1

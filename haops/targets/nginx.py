@@ -66,6 +66,7 @@ STICKY_SOURCE_ALGORITHMS = ("roundrobin", "ip_hash")
 CHECK_SCRIPT = f"""\
 set -e
 echo 1 > /proc/sys/net/ipv4/ip_nonlocal_bind
+[ ! -e /proc/sys/net/ipv6/ip_nonlocal_bind ] || echo 1 > /proc/sys/net/ipv6/ip_nonlocal_bind
 mount -t tmpfs haops-check /run
 conf=$2
 if grep -q '{PLUS_ONLY}$' "$2" && ! nginx -v 2>&1 | grep -q nginx-plus; then

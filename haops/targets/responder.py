@@ -31,7 +31,7 @@ class ResponderTarget(Target):
     serves_backends = True
 
     def listeners(self, inventory: Inventory, host: str) -> list[tuple[str, int]]:
-        return [(str(inventory.hosts[host].address), port) for port in ports_on(inventory, host)]
+        return [(str(address), port) for port in ports_on(inventory, host) for address in inventory.hosts[host].addresses]
 
     def hosts(self, inventory: Inventory) -> tuple[str, ...]:
         if not inventory.responders:
@@ -42,7 +42,7 @@ class ResponderTarget(Target):
         text = render_template(
             "responder/nginx.conf.j2",
             host=host,
-            address=inventory.hosts[host].address,
+            addresses=inventory.hosts[host].addresses,
             ports=ports_on(inventory, host),
         )
         return [RenderedFile(CONFIG, text)]

@@ -12,6 +12,8 @@ from haops.targets.base import ALWAYS, Check, RenderContext, RenderedFile, Targe
 CONFIG = "/etc/sysctl.d/60-haops.conf"
 NONLOCAL_BIND = ("net.ipv4.ip_nonlocal_bind", "1", "balancers bind the VRRP address even on the host that does not hold it yet")
 FORWARD = ("net.ipv4.ip_forward", "1", "iptables DNAT and LVS NAT forward client connections to the backends")
+NONLOCAL_BIND6 = ("net.ipv6.ip_nonlocal_bind", "1", "balancers bind the IPv6 VRRP address even on the host that does not hold it yet")
+FORWARD6 = ("net.ipv6.conf.all.forwarding", "1", "ip6tables DNAT and LVS NAT forward IPv6 client connections to the backends")
 BINDING_BALANCERS = ("haproxy", "nginx", "apache")
 FORWARDING_BALANCERS = ("iptables", "lvs")
 
@@ -24,13 +26,14 @@ done
 
 
 def settings_for(inventory: Inventory, host: str) -> list[tuple[str, str, str]]:
-    kinds = {s.balancer for s in inventory.services.values() if host in s.hosts}
-    in_vrrp = any(host in instance.hosts for instance in inventory.vrrp.values())
     settings = []
-    if kinds & set(BINDING_BALANCERS) or in_vrrp:
-        settings.append(NONLOCAL_BIND)
-    if kinds & set(FORWARDING_BALANCERS):
-        settings.append(FORWARD)
+    for version, (bind, forward) in ((4, (NONLOCAL_BIND, FORWARD)), (6, (NONLOCAL_BIND6, FORWARD6))):
+        kinds = {s.balancer for s in inventory.services.values() if host in s.hosts and s.vip.version == version}
+        in_vrrp = any(host in i.hosts and i.vip.version == version for i in inventory.vrrp.values())
+        if kinds & set(BINDING_BALANCERS) or in_vrrp:
+            settings.append(bind)
+        if kinds & set(FORWARDING_BALANCERS):
+            settings.append(forward)
     return settings
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from ipaddress import ip_network
 
-from haops.inventory.model import Service, Zone
+from haops.inventory.model import Service, Zone, endpoint
 from haops.targets.base import AFFINITY, LEAST, SPLIT, TrafficPromise
 from haops.verify import expect
 from haops.verify.context import VerifyContext
@@ -31,7 +31,7 @@ FAULT_DELAY_MS = 150
 
 
 def url(service: Service, path: str = "/") -> str:
-    return f"http://{service.vip}:{service.port}{path}"
+    return f"http://{endpoint(service.vip, service.port)}{path}"
 
 
 def weights(service: Service) -> dict[str, int]:
@@ -279,22 +279,26 @@ def leaked_connections(ctx: VerifyContext, service: Service, host: str) -> tuple
 
 
 def dns_rotation(ctx: VerifyContext, zone: Zone, server: str) -> list[CheckResult]:
+    """Each A and each AAAA RRset of two or more rotates; AAAA is asked over IPv6 where the server has it."""
     results = []
-    address = str(ctx.inventory.hosts[server].address)
+    host = ctx.inventory.hosts[server]
     for record in zone.records:
-        if len(record.addresses) < 2:
-            continue
-        name = zone.name if record.name == "@" else f"{record.name}.{zone.name}"
-        wanted = {str(a) for a in record.addresses}
+        for version, rtype in ((4, "A"), (6, "AAAA")):
+            wanted = {str(a) for a in record.addresses if a.version == version}
+            if len(wanted) < 2:
+                continue
+            name = zone.name if record.name == "@" else f"{record.name}.{zone.name}"
+            address = str(host.address_in(version) or host.address)
 
-        def probe(name: str = name, wanted: set[str] = wanted) -> tuple[str, str, str]:
-            answers = parse_answers(ctx.sh(ctx.clients[0], dig_loop(address, name, 2 * len(wanted))))
-            firsts = Counter(a[0] for a in answers)
-            complete = sum(set(a) == wanted for a in answers)
-            observed = f"{complete}/{len(answers)} answers complete; first record: {expect.describe(firsts)}"
-            return f"all {len(wanted)} records in every answer, first one rotating", observed, verdict(expect.rotation_seen(answers, wanted))
+            def probe(name: str = name, wanted: set[str] = wanted, address: str = address, rtype: str = rtype) -> tuple[str, str, str]:
+                answers = parse_answers(ctx.sh(ctx.clients[0], dig_loop(address, name, 2 * len(wanted), rtype)))
+                firsts = Counter(a[0] for a in answers)
+                complete = sum(set(a) == wanted for a in answers)
+                observed = f"{complete}/{len(answers)} answers complete; first record: {expect.describe(firsts)}"
+                return f"all {len(wanted)} records in every answer, first one rotating", observed, verdict(expect.rotation_seen(answers, wanted))
 
-        results.append(timed("DNS round robin", f"{name} @{server}", probe))
+            label = f"{name} @{server}" if rtype == "A" else f"{name} AAAA @{address}"
+            results.append(timed("DNS round robin", label, probe))
     return results
 
 

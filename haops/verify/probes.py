@@ -32,7 +32,8 @@ def http_loop(url: str, count: int, jar: str | None = None, parallel: int = 1, p
     cookies = f"-b {shlex.quote(jar)} -c {shlex.quote(jar)} " if jar else ""
     extra = "".join(f"{shlex.quote(arg)} " for arg in curl_args)
     # curl prints its -w line (code 000) even when the request fails; `|| true` keeps the loop going.
-    request = f"curl -s -o /dev/null -m {REQUEST_TIMEOUT_S} {cookies}{extra}-w '{FORMAT}' {shlex.quote(url)} || true"
+    literal = "-g " if "[" in url else ""  # an IPv6 address in brackets, not a curl glob
+    request = f"curl -s -o /dev/null -m {REQUEST_TIMEOUT_S} {cookies}{extra}{literal}-w '{FORMAT}' {shlex.quote(url)} || true"
     pause = f"; sleep {pause_s}" if pause_s else ""
     loop = f"for i in $(seq {count}); do {request}{pause}; done"
     if parallel == 1:
@@ -54,9 +55,9 @@ def by_backend(responses: list[Response]) -> Counter[str]:
     return Counter(r.backend for r in responses if r.ok)
 
 
-def dig_loop(server: str, name: str, count: int) -> str:
+def dig_loop(server: str, name: str, count: int, rtype: str = "A") -> str:
     """`count` queries, one answer set per line (records in the order the server gave them)."""
-    query = f"dig +short +time=1 +tries=1 @{shlex.quote(server)} {shlex.quote(name)} A | paste -sd, -"
+    query = f"dig +short +time=1 +tries=1 @{shlex.quote(server)} {shlex.quote(name)} {shlex.quote(rtype)} | paste -sd, -"
     return f"for i in $(seq {count}); do {query}; done"
 
 

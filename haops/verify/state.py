@@ -8,7 +8,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from haops.apply.run import render_with_live
-from haops.inventory.model import Inventory
+from haops.inventory.model import Inventory, endpoint
 from haops.targets import targets_by_host
 from haops.targets.base import Target
 from haops.targets.daemon import Daemon
@@ -43,7 +43,7 @@ def host_checks(inventory: Inventory, name: str, targets: list[Target], settings
         if daemon is not None:
             results.append(timed("running", f"{name} {daemon.name}", partial(running, host, target.probe())))
             for address, port in target.listeners(inventory, name):
-                where = f"tcp://{address}:{port}"
+                where = f"tcp://{endpoint(address, port)}"
                 results.append(timed("listening", f"{name} {where}", partial(listening, host, daemon, address, port)))
         for check in target.state_checks(inventory, name):
             results.append(timed(check.check, check.subject, partial(check.probe, host)))

@@ -85,7 +85,7 @@ class Cluster:
         """The lab as `haops lab up` makes it from the inventory: every host booted, only sshd, nothing applied."""
         self.namespaces.update(lab_pid_namespaces(self.lab).values())
         self.lab.down()
-        hosts = [LabHost(h.name, h.address, h.groups) for h in self.inventory.hosts.values()]
+        hosts = [LabHost(h.name, h.address, h.groups, h.address6) for h in self.inventory.hosts.values()]
         self.lab.up(hosts, self.path.read_text())
         self.namespaces.update(lab_pid_namespaces(self.lab).values())
 
@@ -112,7 +112,7 @@ class Cluster:
         """Each VRRP address on its highest-priority host only: apply waited until one node held it,
         and with preempt and every host healthy that one is the highest."""
         for instance in inv.vrrp.values():
-            holders = [h for h in instance.hosts if f" {instance.vip.ip}/" in self.sh(h, "ip -br -4 addr")]
+            holders = [h for h in instance.hosts if f" {instance.vip.ip}/" in self.sh(h, "ip -br addr")]
             assert holders == [instance.priorities[0][0]], f"{instance.name}: {instance.vip.ip} held by {holders}"
 
 
