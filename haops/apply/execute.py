@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 BACKUP_ROOT = "/var/lib/haops/backup"
 KEEP_BACKUPS = 10  # runs; their names sort by time
 PROOF_SECONDS = 15
+POLL_S = 0.05  # between proof attempts: a reload is usually proven within a few of them
 Step = Callable[[str], None]
 
 
@@ -88,11 +89,11 @@ def restore_script(plan: TargetPlan, backup: str) -> str:
 
 
 def poll(condition: str, refused: str | None = None, seconds: int = PROOF_SECONDS) -> str:
-    """Shell: retry `condition` every 0.2 s until it holds (exit 0), `refused` holds (exit 5), or
+    """Shell: retry `condition` every POLL_S until it holds (exit 0), `refused` holds (exit 5), or
     `seconds` of wall time pass (exit 1)."""
     give_up = f"if {refused}; then exit 5; fi; " if refused else ""
     return (f"deadline=$(($(date +%s) + {seconds})); "
-            f"until {condition}; do {give_up}[ $(date +%s) -ge $deadline ] && exit 1; sleep 0.2; done")
+            f"until {condition}; do {give_up}[ $(date +%s) -ge $deadline ] && exit 1; sleep {POLL_S}; done")
 
 
 def take_mark(refusal: Refusal) -> str:
