@@ -83,13 +83,38 @@ def connect_to(address: str, port: int | None, user: str | None, key: Path | Non
     connection = Connection(address, user=user, port=port, connect_timeout=settings.connect_timeout_s,
                             connect_kwargs=kwargs)
     client = connection.client
-    if settings.use_user_known_hosts and USER_KNOWN_HOSTS.exists():
-        client.load_system_host_keys(str(USER_KNOWN_HOSTS))
+    name = address if port in (None, 22) else f"[{address}]:{port}"  # as paramiko looks it up
+    if settings.use_user_known_hosts:  # ~/.ssh/known_hosts as paramiko's system keys: they win
+        for key_type, host_key in known_keys(USER_KNOWN_HOSTS, name).items():
+            client.get_system_host_keys().add(name, key_type, host_key)
     for path in settings.known_hosts:
-        client.load_host_keys(str(path))
+        for key_type, host_key in known_keys(path, name).items():
+            client.get_host_keys().add(name, key_type, host_key)
     policy = _RecordNewKey(settings.record_new_keys_to) if settings.trust_new_hosts else RejectPolicy()
     client.set_missing_host_key_policy(policy)
     return connection
+
+
+_KNOWN_HOSTS_CACHE: dict[tuple[Path, int, int], Any] = {}
+_KNOWN_HOSTS_LOCK = threading.Lock()
+
+
+def known_keys(path: Path, name: str) -> dict[str, Any]:
+    """The keys known_hosts at `path` has for `name` (plain or hashed entries). The file is
+    parsed once per run, not once per host: with many hosts, parsing it for each one cost
+    more client CPU than the connection."""
+    from paramiko import HostKeys
+
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return {}
+    cache_key = (path, stat.st_mtime_ns, stat.st_size)
+    with _KNOWN_HOSTS_LOCK:
+        parsed = _KNOWN_HOSTS_CACHE.get(cache_key)
+        if parsed is None:
+            parsed = _KNOWN_HOSTS_CACHE[cache_key] = HostKeys(str(path))
+    return dict(parsed.lookup(name) or {})
 
 
 def preload() -> None:
@@ -100,12 +125,34 @@ def preload() -> None:
     import paramiko  # noqa: F401
 
 
+QUICKACK: int = getattr(socket, "TCP_QUICKACK", 0)  # Linux only
+
+
+class QuickAckSocket(socket.socket):
+    """Acknowledges what it receives at once (Linux TCP_QUICKACK, re-armed after every read,
+    as the kernel clears it). sshd keeps Nagle on for a session without a terminal, so its
+    reply to our first channel waits until we ACK the message it sent after login; a delayed
+    ACK made every fresh connection's first command ~40 ms late."""
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data = super().recv(bufsize, flags)
+        self.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
+        return data
+
+
+
 def nodelay_socket(address: str, port: int, timeout_s: float) -> socket.socket:
     """A TCP connection with Nagle off: SSH's small exchanges then do not wait ~40 ms for a
     delayed ACK (the handshake, every channel request and every short answer)."""
-    sock = socket.create_connection((address, port), timeout=timeout_s)
+    # An ASCII name as bytes: a str would make the resolver load the idna codec (~12 ms).
+    host: str | bytes = address.encode("ascii") if address.isascii() else address
+    sock = socket.create_connection((host, port), timeout=timeout_s)  # type: ignore[arg-type]  # bytes work
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
+    if not QUICKACK:
+        return sock
+    quick = QuickAckSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+    quick.settimeout(timeout_s)
+    return quick
 
 
 def open_connection(host: Host, settings: SshSettings) -> Connection:

@@ -1,7 +1,9 @@
 """Carry out one host's plan over SSH: check on the host, install atomically, reload, prove, roll back.
 
-Round trips per host: facts (1, before this), the candidate upload and remote checks
-(remote_check), then per target with changes: install (1) and activate + proof (1).
+Commands per host: the lock with the facts read under it (1, before this), the candidate
+upload with its remote checks (1, remote_check), then per target with changes: install (1)
+and activate + proof (1); last, the cleanup of the candidate and old backups (1). A no-op
+stops after the first.
 """
 
 from __future__ import annotations

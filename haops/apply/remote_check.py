@@ -77,7 +77,7 @@ def check_on_host(connection: Connection, inventory: Inventory, host: str, plans
     files = [f for p in plans for f in [*p.rendered, *p.target.scratch_files(inventory, host)]]
     checks = remote_checks(inventory, host, plans, root)
     upload, texts = upload_script(root, files)
-    step(f"uploading candidate, checking on host ({len(checks)} checks)")
+    step("uploading candidate")  # and checking it there, in the same command
     ran = run(connection, f"( {upload} ) || {{ echo 'upload failed' >&2; exit 9; }}\n{check_script(checks)}", stdin=texts)
     if ran.code == 9:
         raise HostFailure(f"could not upload the candidate files to {root} on {host}: {ran.stderr.strip()}")

@@ -21,6 +21,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import haops
+from haops.user_cache import cache_dir
 
 HELP_FLAGS = ("--help", "-h")
 DEFAULT_COLUMNS = 80  # Click renders help at min(columns, 80) - 2
@@ -48,11 +49,6 @@ def cache_key() -> str:
         stat = path.stat()
         digest.update(f"{path} {stat.st_size} {stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:20]
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "haops"
 
 
 def cache_file() -> Path:

@@ -18,8 +18,11 @@ SYSTEMD = "systemd"
 PLAIN = "none"
 DETECT_INIT = "if [ -d /run/systemd/system ]; then echo systemd; else echo none; fi"
 
-# Children of the master: they are replaced when a reload takes effect.
-WORKERS = 'for p in $(pidof {process} 2>/dev/null); do [ "$(ps -o ppid= -p $p | tr -d " ")" = "$m" ] && echo $p; done | sort -n | xargs'
+# Children of the master: they are replaced when a reload takes effect. The parent is read from
+# /proc/PID/stat by the shell itself (field 4; process names have no spaces, inventory checks
+# that): apply's facts and every proof poll run this, and `ps` per worker cost a process each.
+WORKERS = ('for p in $(pidof {process} 2>/dev/null); do read -r _ _ _ pp _ 2>/dev/null < /proc/$p/stat && '
+           '[ "$pp" = "$m" ] && echo $p; done | sort -n | xargs')
 
 
 @dataclass(frozen=True)
