@@ -77,8 +77,8 @@ def store(texts: dict[str, str]) -> None:
     """Write the cache atomically and drop older ones; a cache that cannot be written is no error."""
     import tempfile
 
-    target = cache_file()
     try:
+        target = cache_file()
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=target.parent, delete=False, suffix=".tmp") as tmp:
             json.dump(texts, tmp)
