@@ -64,7 +64,7 @@ def fact_script(paths: Iterable[str], text_paths: Iterable[str], targets: Iterab
         lines.append(f'if ( {target.probe()} ) >/dev/null 2>&1; then a=1; else a=0; fi; '
                      f'echo "A {target.name} $a $({target.generation()})"')
         record = shlex.quote(proven_record(target.name))
-        lines.append(f'if [ -f {record} ]; then echo "R {target.name} $(cat {record})"; fi')
+        lines.append(f'if [ -f {record} ]; then read -r r < {record}; echo "R {target.name} $r"; fi')
     lines.append("true")
     return "\n".join(lines)
 
