@@ -126,9 +126,9 @@ def apply_host(inventory: Inventory, host: str, targets: list[Target], options: 
     root = None
     touched = False  # anything that leaves a backup or a candidate tree to clean up
     try:
-        first = render_host(inventory, host, targets, {})
         step("connecting")
-        connection = connections.get(host)
+        connection = connections.get(host)  # first: every host's handshake runs while others render
+        first = render_host(inventory, host, targets, {})
         step("locking, reading facts")
         with HostLock(connection, host, facts_script(first, targets)) as lock:
             facts, rendered = facts_under_lock(lock, inventory, host, targets, first)
