@@ -219,7 +219,8 @@ def run(connection: Connection, script: str, timeout_s: float | None = None, std
     (Fabric's run starts three threads and polls; this is the hot path of every apply)."""
     timeout_s = min(timeout_s or COMMAND_TIMEOUT_S, COMMAND_TIMEOUT_S)
     with deadline(connection, timeout_s + 5, "running a command"):
-        channel = connection.client.get_transport().open_session(timeout=timeout_s)
+        # No timeout of its own: `deadline` closes the connection under it, as for every wait.
+        channel = connection.client.get_transport().open_session()
         try:
             channel.exec_command(f"sh -c {shlex.quote(script)}")
             if stdin:
