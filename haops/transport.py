@@ -155,15 +155,26 @@ def nodelay_socket(address: str, port: int, timeout_s: float) -> socket.socket:
     return quick
 
 
+def ensure_open(connection: Connection) -> None:
+    """Open the connection if it is not (Fabric reopens a closed one on use; so does run()),
+    each time on a fresh socket of our own."""
+    if connection.is_connected:
+        return
+    if connection.gateway is None:  # through a gateway, the socket is the gateway's channel
+        connection.connect_kwargs["sock"] = nodelay_socket(connection.host, connection.port, connection.connect_timeout or 10)
+    try:
+        connection.open()
+    finally:
+        connection.connect_kwargs.pop("sock", None)
+
+
 def open_connection(host: Host, settings: SshSettings) -> Connection:
     """Connect now, turning SSH failures into a one-line HostFailure."""
     from paramiko import BadHostKeyException, SSHException
 
     connection = connect(host, settings)
     try:
-        if connection.gateway is None:  # through a gateway, the socket is the gateway's channel
-            connection.connect_kwargs["sock"] = nodelay_socket(connection.host, connection.port, settings.connect_timeout_s)
-        connection.open()
+        ensure_open(connection)
     except BadHostKeyException as exc:
         raise HostFailure(f"host key of {host.connect_to} CHANGED (got {exc.key.get_name()} "
                           f"{exc.key.get_fingerprint().hex()}); refusing to connect - if the host was rebuilt, "
@@ -219,6 +230,7 @@ def run(connection: Connection, script: str, timeout_s: float | None = None, std
     (Fabric's run starts three threads and polls; this is the hot path of every apply)."""
     timeout_s = min(timeout_s or COMMAND_TIMEOUT_S, COMMAND_TIMEOUT_S)
     with deadline(connection, timeout_s + 5, "running a command"):
+        ensure_open(connection)  # after a lost connection, as Fabric's run would
         # No timeout of its own: `deadline` closes the connection under it, as for every wait.
         channel = connection.client.get_transport().open_session()
         try:
