@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import jinja2
 
 from haops.inventory.model import endpoint
+from haops.user_cache import cache_dir
 
 
 def template_root() -> Path:
@@ -30,10 +32,22 @@ def whole_seconds(milliseconds: int) -> int:
     return max(1, -(-milliseconds // 1000))
 
 
+def bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between runs (~20 ms a run saved); Jinja2 checks each entry
+    against its template's source, so an edited template is compiled afresh."""
+    directory = cache_dir() / "jinja2"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(directory)) if os.access(directory, os.W_OK) else None
+
+
 @cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_root())),
+        bytecode_cache=bytecode_cache(),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,

@@ -9,8 +9,11 @@ opt-in trust-on-first-use: an unknown key is recorded, a *changed* key is still 
 from __future__ import annotations
 
 import io
+import select
 import shlex
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -80,13 +83,89 @@ def connect_to(address: str, port: int | None, user: str | None, key: Path | Non
     connection = Connection(address, user=user, port=port, connect_timeout=settings.connect_timeout_s,
                             connect_kwargs=kwargs)
     client = connection.client
-    if settings.use_user_known_hosts and USER_KNOWN_HOSTS.exists():
-        client.load_system_host_keys(str(USER_KNOWN_HOSTS))
+    name = address if port in (None, 22) else f"[{address}]:{port}"  # as paramiko looks it up
+    if settings.use_user_known_hosts:  # ~/.ssh/known_hosts as paramiko's system keys: they win
+        for key_type, host_key in known_keys(USER_KNOWN_HOSTS, name).items():
+            client.get_system_host_keys().add(name, key_type, host_key)
     for path in settings.known_hosts:
-        client.load_host_keys(str(path))
+        for key_type, host_key in known_keys(path, name).items():
+            client.get_host_keys().add(name, key_type, host_key)
     policy = _RecordNewKey(settings.record_new_keys_to) if settings.trust_new_hosts else RejectPolicy()
     client.set_missing_host_key_policy(policy)
     return connection
+
+
+_KNOWN_HOSTS_CACHE: dict[tuple[Path, int, int], Any] = {}
+_KNOWN_HOSTS_LOCK = threading.Lock()
+
+
+def known_keys(path: Path, name: str) -> dict[str, Any]:
+    """The keys known_hosts at `path` has for `name` (plain or hashed entries). The file is
+    parsed once per run, not once per host: with many hosts, parsing it for each one cost
+    more client CPU than the connection."""
+    from paramiko import HostKeys
+
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return {}
+    cache_key = (path, stat.st_mtime_ns, stat.st_size)
+    with _KNOWN_HOSTS_LOCK:
+        parsed = _KNOWN_HOSTS_CACHE.get(cache_key)
+        if parsed is None:
+            parsed = _KNOWN_HOSTS_CACHE[cache_key] = HostKeys(str(path))
+    return dict(parsed.lookup(name) or {})
+
+
+def preload() -> None:
+    """Import Fabric and paramiko here, in the calling (main) thread, before workers fan out:
+    otherwise the first worker imports them while the others wait on the import lock, and
+    `python -X importtime` cannot read it."""
+    import fabric  # noqa: F401
+    import paramiko  # noqa: F401
+
+
+QUICKACK: int = getattr(socket, "TCP_QUICKACK", 0)  # Linux only
+
+
+class QuickAckSocket(socket.socket):
+    """Acknowledges what it receives at once (Linux TCP_QUICKACK, re-armed after every read,
+    as the kernel clears it). sshd keeps Nagle on for a session without a terminal, so its
+    reply to our first channel waits until we ACK the message it sent after login; a delayed
+    ACK made every fresh connection's first command ~40 ms late."""
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data = super().recv(bufsize, flags)
+        self.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
+        return data
+
+
+
+def nodelay_socket(address: str, port: int, timeout_s: float) -> socket.socket:
+    """A TCP connection with Nagle off: SSH's small exchanges then do not wait ~40 ms for a
+    delayed ACK (the handshake, every channel request and every short answer)."""
+    # An ASCII name as bytes: a str would make the resolver load the idna codec (~12 ms).
+    host: str | bytes = address.encode("ascii") if address.isascii() else address
+    sock = socket.create_connection((host, port), timeout=timeout_s)  # type: ignore[arg-type]  # bytes work
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if not QUICKACK:
+        return sock
+    quick = QuickAckSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+    quick.settimeout(timeout_s)
+    return quick
+
+
+def ensure_open(connection: Connection) -> None:
+    """Open the connection if it is not (Fabric reopens a closed one on use; so does run()),
+    each time on a fresh socket of our own."""
+    if connection.is_connected:
+        return
+    if connection.gateway is None:  # through a gateway, the socket is the gateway's channel
+        connection.connect_kwargs["sock"] = nodelay_socket(connection.host, connection.port, connection.connect_timeout or 10)
+    try:
+        connection.open()
+    finally:
+        connection.connect_kwargs.pop("sock", None)
 
 
 def open_connection(host: Host, settings: SshSettings) -> Connection:
@@ -95,7 +174,7 @@ def open_connection(host: Host, settings: SshSettings) -> Connection:
 
     connection = connect(host, settings)
     try:
-        connection.open()
+        ensure_open(connection)
     except BadHostKeyException as exc:
         raise HostFailure(f"host key of {host.connect_to} CHANGED (got {exc.key.get_name()} "
                           f"{exc.key.get_fingerprint().hex()}); refusing to connect - if the host was rebuilt, "
@@ -144,17 +223,45 @@ def deadline(connection: Connection, seconds: float, doing: str) -> Iterator[Non
         raise HostFailure(f"no answer from {connection.host} within {seconds:.0f}s while {doing}")
 
 
-def run(connection: Connection, script: str, timeout_s: float | None = None) -> Ran:
-    """Run a POSIX sh script on the host; never raises for a non-zero exit."""
-    from invoke.exceptions import CommandTimedOut
+def run(connection: Connection, script: str, timeout_s: float | None = None, stdin: bytes = b"") -> Ran:
+    """Run a POSIX sh script on the host, `stdin` as its input; never raises for a non-zero exit.
 
+    One SSH channel on the connection's paramiko transport, read here in the calling thread
+    (Fabric's run starts three threads and polls; this is the hot path of every apply)."""
     timeout_s = min(timeout_s or COMMAND_TIMEOUT_S, COMMAND_TIMEOUT_S)
-    try:
-        with deadline(connection, timeout_s + 5, "running a command"):
-            result = connection.run(f"sh -c {shlex.quote(script)}", hide=True, warn=True, in_stream=False, timeout=timeout_s)
-    except CommandTimedOut:
-        raise HostFailure(f"no answer from {connection.host} within {timeout_s:.0f}s") from None
-    return Ran(result.exited, result.stdout, result.stderr)
+    with deadline(connection, timeout_s + 5, "running a command"):
+        ensure_open(connection)  # after a lost connection, as Fabric's run would
+        # No timeout of its own: `deadline` closes the connection under it, as for every wait.
+        channel = connection.client.get_transport().open_session()
+        try:
+            channel.exec_command(f"sh -c {shlex.quote(script)}")
+            if stdin:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            stdout, stderr = read_until_eof(channel, time.monotonic() + timeout_s, connection.host)
+            code = channel.recv_exit_status()
+        finally:
+            channel.close()
+    return Ran(code, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"))
+
+
+def read_until_eof(channel: Any, give_up_at: float, host: str) -> tuple[bytes, bytes]:
+    """Everything the channel sends on stdout and stderr until the host closes it (both read as
+    they come, so neither can fill the window and stall the other)."""
+    out: list[bytes] = []
+    err: list[bytes] = []
+    while True:
+        if channel.recv_ready():
+            out.append(channel.recv(65536))
+        elif channel.recv_stderr_ready():
+            err.append(channel.recv_stderr(65536))
+        elif channel.eof_received or channel.closed:
+            return b"".join(out), b"".join(err)
+        else:
+            left = give_up_at - time.monotonic()
+            if left <= 0:
+                raise HostFailure(f"no answer from {host} within the command's time limit")
+            select.select([channel], [], [], min(left, 1.0))
 
 
 def put_text(connection: Connection, text: str, remote_path: str) -> None:

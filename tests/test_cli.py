@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from haops import __version__
-from haops.cli import COMMANDS, main
+from haops.cli import main
 
 pytestmark = pytest.mark.unit
 EXAMPLE = "inventories/example.yml"
@@ -29,15 +29,6 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "--version") == (0, f"haops {__version__}\n", "")
-
-
-def test_fast_help_lists_exactly_the_registered_commands(capsys: pytest.CaptureFixture[str]) -> None:
-    from haops.cli.app import app
-
-    registered = {c.name or c.callback.__name__ for c in app.registered_commands} | {g.name for g in app.registered_groups}
-    assert {name for name, _ in COMMANDS} == registered
-    code, out, _ = run(capsys, "--help")
-    assert code == 0 and all(name in out for name in registered)
 
 
 def test_inventory_check_summarises(capsys: pytest.CaptureFixture[str]) -> None:

@@ -37,7 +37,7 @@ START_OR_RELOAD = {
     "sysctl": "sysctl -q -p /etc/sysctl.d/60-haops.conf",
     "haproxy": 'if m=$(cat /run/haproxy.pid 2>/dev/null); [ -n "$m" ] && kill -0 "$m" 2>/dev/null; '
                'then kill -USR2 "$(cat /run/haproxy.pid)"; '
-               "else mkdir -p /run/haproxy && haproxy -W -D -p /run/haproxy.pid -f /etc/haproxy/haproxy.cfg; fi",
+               "else mkdir -p /run/haproxy && haproxy -W -D -p /run/haproxy.pid -S /run/haproxy-master.sock,mode,600 -f /etc/haproxy/haproxy.cfg; fi",
     "responder": 'if m=$(cat /run/haops-responder.pid 2>/dev/null); [ -n "$m" ] && kill -0 "$m" 2>/dev/null; '
                  "then nginx -c /etc/haops/responder/nginx.conf -s reload; "
                  "else nginx -c /etc/haops/responder/nginx.conf; fi",

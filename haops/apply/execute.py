@@ -1,7 +1,9 @@
 """Carry out one host's plan over SSH: check on the host, install atomically, reload, prove, roll back.
 
-Round trips per host: facts (1, before this), the candidate upload and remote checks
-(remote_check), then per target with changes: install (1) and activate + proof (1).
+Commands per host: the lock with the facts read under it (1, before this), the candidate
+upload with its remote checks (1, remote_check), then per target with changes: install (1)
+and activate + proof (1); last, the cleanup of the candidate and old backups (1). A no-op
+stops after the first.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 BACKUP_ROOT = "/var/lib/haops/backup"
 KEEP_BACKUPS = 10  # runs; their names sort by time
 PROOF_SECONDS = 15
+POLL_S = 0.05  # between proof attempts: a reload is usually proven within a few of them
 Step = Callable[[str], None]
 
 
@@ -88,11 +91,11 @@ def restore_script(plan: TargetPlan, backup: str) -> str:
 
 
 def poll(condition: str, refused: str | None = None, seconds: int = PROOF_SECONDS) -> str:
-    """Shell: retry `condition` every 0.2 s until it holds (exit 0), `refused` holds (exit 5), or
+    """Shell: retry `condition` every POLL_S until it holds (exit 0), `refused` holds (exit 5), or
     `seconds` of wall time pass (exit 1)."""
     give_up = f"if {refused}; then exit 5; fi; " if refused else ""
     return (f"deadline=$(($(date +%s) + {seconds})); "
-            f"until {condition}; do {give_up}[ $(date +%s) -ge $deadline ] && exit 1; sleep 0.2; done")
+            f"until {condition}; do {give_up}[ $(date +%s) -ge $deadline ] && exit 1; sleep {POLL_S}; done")
 
 
 def take_mark(refusal: Refusal) -> str:

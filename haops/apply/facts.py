@@ -2,7 +2,9 @@
 
 The script prints one tagged line per fact, so parsing never depends on a tool's prose:
   I <init>                    systemd or none
-  F <sha256|-> <mode> <path>  a managed file's hash and octal mode, '- -' when absent
+  H <sha256>  <path>          a managed file's hash (sha256sum's own line; absent files have none)
+  M <mode> <path>             its octal mode
+  F <sha256|-> <mode> <path>  the same for a path sha256sum would escape (a backslash or newline)
   T <path> <base64>           a file whose current text rendering needs (zone serials)
   A <target> <0|1> <gen...>   whether the target is live, and its generation (worker PIDs)
   R <target> <digest>         the digest of the files last made live and proven there
@@ -45,7 +47,13 @@ def proven_record(target: str) -> str:
 
 def fact_script(paths: Iterable[str], text_paths: Iterable[str], targets: Iterable[Target]) -> str:
     lines = [f'echo "I $({DETECT_INIT})"']
-    for path in sorted(set(paths)):
+    wanted = sorted(set(paths))
+    plain = [p for p in wanted if "\\" not in p and "\n" not in p]
+    if plain:  # one hashing and one stat process for all files, not three per file
+        quoted_all = " ".join(shlex.quote(p) for p in plain)
+        lines.append(f"sha256sum -- {quoted_all} 2>/dev/null | while IFS= read -r line; do echo \"H $line\"; done")
+        lines.append(f"stat -L -c 'M %a %n' -- {quoted_all} 2>/dev/null")
+    for path in [p for p in wanted if p not in plain]:
         quoted = shlex.quote(path)
         lines.append(f'if [ -f {quoted} ]; then echo "F $(sha256sum < {quoted} | cut -c1-64) $(stat -c %a {quoted}) "{quoted}; '
                      f'else echo "F - - "{quoted}; fi')
@@ -56,7 +64,7 @@ def fact_script(paths: Iterable[str], text_paths: Iterable[str], targets: Iterab
         lines.append(f'if ( {target.probe()} ) >/dev/null 2>&1; then a=1; else a=0; fi; '
                      f'echo "A {target.name} $a $({target.generation()})"')
         record = shlex.quote(proven_record(target.name))
-        lines.append(f'if [ -f {record} ]; then echo "R {target.name} $(cat {record})"; fi')
+        lines.append(f'if [ -f {record} ]; then read -r r < {record}; echo "R {target.name} $r"; fi')
     lines.append("true")
     return "\n".join(lines)
 
@@ -77,6 +85,12 @@ def parse_facts(output: str) -> HostFacts:
             hashes[path] = None if digest == "-" else digest
             if mode != "-":
                 modes[path] = int(mode, 8)
+        elif tag == "H":
+            digest, _, path = rest.partition("  ")
+            hashes[path] = digest
+        elif tag == "M":
+            mode, _, path = rest.partition(" ")
+            modes[path] = int(mode, 8)
         elif tag == "T":
             path, _, encoded = rest.partition(" ")
             texts[path] = base64.b64decode(encoded).decode("utf-8", "replace")
@@ -86,4 +100,5 @@ def parse_facts(output: str) -> HostFacts:
         elif tag == "R":
             name, _, digest = rest.partition(" ")
             proven[name] = digest.strip()
+    modes = {path: mode for path, mode in modes.items() if hashes.get(path)}  # a mode only for a file read
     return HostFacts(init, hashes, modes, texts, targets, proven)

@@ -1,7 +1,8 @@
 """One apply at a time per host: a flock held by a remote process on a lease we keep renewing.
 
 The holder is a shell on the host that keeps the lock while heartbeats arrive on its SSH
-channel. When apply ends it closes the channel and the lock frees at once; when haops dies
+channel. Once it holds the lock it runs `then` (apply's fact script) and sends its output, so
+taking the lock and reading the facts under it cost one channel. When apply ends it closes the channel and the lock frees at once; when haops dies
 or the network splits, heartbeats stop and the lock frees itself within LEASE_S. A stale
 lock therefore never needs clearing by hand.
 """
@@ -27,19 +28,24 @@ HOLDER = "/run/lock/haops-apply.holder"
 LEASE_S = 20
 BEAT_S = 5
 ANSWER_S = 15
-HOLD = (f'echo "$1" > {HOLDER}; echo LOCKED; '
+THEN_S = 120  # the script run under the lock, before LOCKED
+LOCKED = b"\nhaops-lock: held "
+HOLD = (f'echo "$1" > {HOLDER}; ( eval "$2" ) </dev/null; echo; echo "haops-lock: held $?"; '
         f'while beat=$(timeout {LEASE_S} head -n1) && [ -n "$beat" ]; do :; done')
 
 
 class HostLock:
-    def __init__(self, connection: Connection, host: str) -> None:
-        self.connection, self.host = connection, host
+    def __init__(self, connection: Connection, host: str, then: str = "true") -> None:
+        self.connection, self.host, self.then = connection, host, then
         self.channel: Channel | None = None
         self.stop = threading.Event()
+        self.output = ""  # what `then` printed
+        self.then_code = 0
 
     def __enter__(self) -> HostLock:
         holder = f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()} since {time.strftime('%H:%M:%S')}"
-        command = f"mkdir -p /run/lock && exec flock -n {LOCK} sh -c {shlex.quote(HOLD)} lock {shlex.quote(holder)}"
+        command = (f"mkdir -p /run/lock && exec flock -n {LOCK} sh -c {shlex.quote(HOLD)} lock "
+                   f"{shlex.quote(holder)} {shlex.quote(self.then)}")
         try:
             self.channel = channel = self.connection.client.get_transport().open_session(timeout=ANSWER_S)
             channel.settimeout(ANSWER_S)
@@ -51,14 +57,20 @@ class HostLock:
         return self
 
     def _await_lock(self, channel: Channel) -> None:
+        """Read what `then` printed up to the LOCKED line; an end before it means another holder."""
         answer = b""
-        while b"LOCKED" not in answer:
-            chunk = channel.recv(64)
+        give_up_at = time.monotonic() + THEN_S
+        while not (LOCKED in answer and answer.endswith(b"\n")):
+            if time.monotonic() > give_up_at:
+                raise HostFailure(f"no answer from {self.host} within {THEN_S}s while reading its facts under the lock")
+            chunk = channel.recv(65536)
             if not chunk:
                 who = run(self.connection, f"cat {HOLDER} 2>/dev/null").stdout.strip() or "another apply"
                 raise HostFailure(f"locked: another apply is running on {self.host} ({who}); "
                                   f"try again when it ends (a vanished holder's lock frees itself within {LEASE_S}s)")
             answer += chunk
+        output, _, code = answer.rpartition(LOCKED)
+        self.output, self.then_code = output.decode("utf-8", "replace"), int(code.strip() or 0)
 
     def _beat(self, channel: Channel) -> None:
         while not self.stop.wait(BEAT_S):

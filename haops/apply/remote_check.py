@@ -4,6 +4,7 @@ checked whole before anything live is touched."""
 from __future__ import annotations
 
 import base64
+import secrets
 import shlex
 from collections.abc import Callable
 from pathlib import Path
@@ -12,8 +13,8 @@ from typing import TYPE_CHECKING
 from haops.apply.plan import TargetPlan
 from haops.inventory.model import Inventory
 from haops.secrets import mask
-from haops.targets.base import Check
-from haops.transport import HostFailure, put_text, run
+from haops.targets.base import Check, RenderedFile
+from haops.transport import HostFailure, run
 
 if TYPE_CHECKING:
     from fabric import Connection
@@ -22,17 +23,19 @@ CANDIDATE_PREFIX = "/tmp/haops-candidate."
 Step = Callable[[str], None]
 
 
-def upload_candidate(connection: Connection, plans: list[TargetPlan], inventory: Inventory, host: str) -> str:
-    """A temporary tree on the host holding every file (and scratch file) of the targets to check."""
-    root = run(connection, f"mktemp -d {CANDIDATE_PREFIX}XXXXXX").stdout.strip()
-    if not root.startswith(CANDIDATE_PREFIX):
-        raise HostFailure(f"could not make a temporary directory on {host}")
-    files = [f for p in plans for f in [*p.rendered, *p.target.scratch_files(inventory, host)]]
+def candidate_root() -> str:
+    """A fresh name for the candidate tree; `mkdir` refuses it if it exists, as mktemp would."""
+    return CANDIDATE_PREFIX + secrets.token_hex(8)
+
+
+def upload_script(root: str, files: list[RenderedFile]) -> tuple[str, bytes]:
+    """Shell that makes the candidate tree (mode 700) and fills it from stdin, and that stdin.
+    The texts travel on stdin, never on a command line (`ps` would show their secrets)."""
     directories = sorted({str(Path(root + f.path).parent) for f in files})
-    run(connection, f"mkdir -p {' '.join(shlex.quote(d) for d in directories)}")
-    for file in files:
-        put_text(connection, file.text, root + file.path)
-    return root
+    lines = ["set -e", "umask 077", f"mkdir {shlex.quote(root)}", f"mkdir -p {' '.join(shlex.quote(d) for d in directories)}"]
+    data = [f.text.encode("utf-8") for f in files]
+    lines += [f"head -c {len(d)} > {shlex.quote(root + f.path)}" for f, d in zip(files, data, strict=True)]
+    return "\n".join(lines), b"".join(data)
 
 
 def remote_checks(inventory: Inventory, host: str, plans: list[TargetPlan], root: str) -> list[Check]:
@@ -69,12 +72,15 @@ def parse_check_output(output: str, checks: list[Check], root: str) -> list[str]
 
 
 def check_on_host(connection: Connection, inventory: Inventory, host: str, plans: list[TargetPlan], step: Step) -> str:
-    """Upload the candidate tree and run the real checkers there; return its path."""
-    step("uploading candidate")
-    root = upload_candidate(connection, plans, inventory, host)
+    """Upload the candidate tree and run the real checkers there, in one command; return its path."""
+    root = candidate_root()
+    files = [f for p in plans for f in [*p.rendered, *p.target.scratch_files(inventory, host)]]
     checks = remote_checks(inventory, host, plans, root)
-    step(f"checking on host ({len(checks)} checks)")
-    ran = run(connection, check_script(checks))
+    upload, texts = upload_script(root, files)
+    step("uploading candidate")  # and checking it there, in the same command
+    ran = run(connection, f"( {upload} ) || {{ echo 'upload failed' >&2; exit 9; }}\n{check_script(checks)}", stdin=texts)
+    if ran.code == 9:
+        raise HostFailure(f"could not upload the candidate files to {root} on {host}: {ran.stderr.strip()}")
     failures = parse_check_output(ran.stdout, checks, root)
     if failures:
         secrets = [s for p in plans for f in p.rendered for s in f.secrets]

@@ -24,7 +24,7 @@ from haops.apply.remote_check import check_on_host
 from haops.targets import targets_by_host
 from haops.targets.base import RenderContext, RenderedFile, Target
 from haops.apply.vips import wait_for_vips
-from haops.transport import Connections, HostFailure, SshSettings, run
+from haops.transport import Connections, HostFailure, SshSettings, preload, run
 from haops.apply.validation import check_files
 from haops.secrets import mask_pair
 
@@ -73,15 +73,19 @@ def render_with_live(inventory: Inventory, host: str, targets: list[Target],
 # --- one host --------------------------------------------------------------------------------------
 
 
-def read_facts(connection: Connection, inventory: Inventory, host: str, targets: list[Target]) -> tuple[HostFacts, dict[Target, list[RenderedFile]]]:
-    first = render_host(inventory, host, targets, {})
-    paths = [f.path for files in first.values() for f in files]
-    ran = run(connection, fact_script(paths, live_paths(first), targets))
-    if ran.code != 0:
-        raise HostFailure(f"reading facts failed: {ran.stderr.strip()}")
-    facts = parse_facts(ran.stdout)
-    rendered = render_with_live(inventory, host, targets, lambda _: facts.texts)
-    return facts, rendered
+def facts_under_lock(lock: HostLock, inventory: Inventory, host: str, targets: list[Target],
+                     first: dict[Target, list[RenderedFile]]) -> tuple[HostFacts, dict[Target, list[RenderedFile]]]:
+    """The facts the lock's channel read under the lock, and the files rendered against them."""
+    if lock.then_code != 0:
+        raise HostFailure(f"reading facts failed (exit {lock.then_code})")
+    facts = parse_facts(lock.output)
+    if live_paths(first):
+        return facts, render_host(inventory, host, targets, facts.texts)
+    return facts, first
+
+
+def facts_script(first: dict[Target, list[RenderedFile]], targets: list[Target]) -> str:
+    return fact_script([f.path for files in first.values() for f in files], live_paths(first), targets)
 
 
 def diffs_for(connection: Connection, plan: HostPlan) -> list[str]:
@@ -120,12 +124,14 @@ def apply_host(inventory: Inventory, host: str, targets: list[Target], options: 
 
     connection = None
     root = None
+    touched = False  # anything that leaves a backup or a candidate tree to clean up
     try:
         step("connecting")
-        connection = connections.get(host)
-        with HostLock(connection, host):
-            step("reading facts")
-            facts, rendered = read_facts(connection, inventory, host, targets)
+        connection = connections.get(host)  # first: every host's handshake runs while others render
+        first = render_host(inventory, host, targets, {})
+        step("locking, reading facts")
+        with HostLock(connection, host, facts_script(first, targets)) as lock:
+            facts, rendered = facts_under_lock(lock, inventory, host, targets, first)
             plan = plan_host(host, rendered, facts, inventory.hosts[host].init)
             outcome.plan = plan
             if options.diff:
@@ -134,11 +140,13 @@ def apply_host(inventory: Inventory, host: str, targets: list[Target], options: 
             if to_check:
                 step("checking here")
                 check_here(inventory, host, to_check)
+                touched = True
                 root = check_on_host(connection, inventory, host, to_check, step)
             if options.check:
                 report.changed = [f.file.path for t in plan.targets for f in t.changed]
                 report.reloads = [t.label for t in plan.activations]
             elif not plan.is_noop:
+                touched = True
                 context = ExecuteContext(inventory, host, plan.init, root or "", f"{BACKUP_ROOT}/{run_id}", connections.settings, step)
                 execute_plan(connection, plan, context, report, options.host_rollback)
     except HostFailure as exc:
@@ -146,7 +154,7 @@ def apply_host(inventory: Inventory, host: str, targets: list[Target], options: 
     except Exception as exc:  # noqa: BLE001 - one host's surprise must not lose the others' results
         report.fail(f"internal error on this host, please report it: {exc!r}")
     finally:
-        if connection is not None:
+        if connection is not None and touched:  # a no-op leaves nothing behind to clean
             cleanup(connection, root)
             if not report.ok:
                 connections.drop(host)  # it may be the thing that broke
@@ -166,6 +174,7 @@ def batches(hosts: list[str], serial: int) -> list[list[str]]:
 
 def apply(inventory: Inventory, hosts: list[str], options: ApplyOptions, settings: SshSettings, progress: Progress) -> list[HostOutcome]:
     """Every batch's hosts in parallel; then, unless --check, the batch's VIPs settled (vips.py)."""
+    preload()
     by_host = targets_by_host(inventory)
     run_id = new_run_id()
     outcomes = [HostOutcome(HostReport(h, messages=["nothing for haops to manage on this host"])) for h in hosts if h not in by_host]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+import typer.main
 
 from haops import __version__
 from haops.cli import db as db_cli
@@ -18,6 +21,7 @@ from haops.cli.status import status
 from haops.cli.sync import sync
 from haops.cli.validate import validate
 from haops.cli.verify import verify
+from haops.cli.help_cache import HELP_FLAGS, HELP_WIDTH, store
 from haops.errors import UserError
 
 app = typer.Typer(
@@ -26,6 +30,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain Click help: it depends only on the terminal's width, so help_cache can keep it.
+    rich_markup_mode=None,
+    context_settings={"help_option_names": list(HELP_FLAGS)},
 )
 app.command()(render)
 app.command()(validate)
@@ -54,7 +61,26 @@ def root(version: bool = typer.Option(False, "--version", "-V", callback=version
     """Render, check, push and prove high-availability web clusters from one inventory."""
 
 
-def run(args: list[str]) -> None:
+def all_help() -> dict[str, str]:
+    """Every command's help as `haops PATH --help` prints it, keyed by the path ("" for haops itself)."""
+    texts: dict[str, str] = {}
+
+    def walk(command: Any, name: str, parent: Any, path: tuple[str, ...]) -> None:
+        context = command.make_context(name, [], parent=parent, resilient_parsing=True,
+                                       **({} if parent else {"terminal_width": HELP_WIDTH}))
+        texts[" ".join(path)] = context.get_help()
+        for sub_name, sub in getattr(command, "commands", {}).items():
+            walk(sub, sub_name, context, (*path, sub_name))
+
+    walk(typer.main.get_command(app), "haops", None, ())
+    return texts
+
+
+def run(args: list[str], cache_help: bool = False) -> None:
+    """Run the command line; `cache_help` (a help request the cache could not answer) renders
+    and stores every command's help first."""
+    if cache_help:
+        store(all_help())
     try:
         app(args, prog_name="haops", standalone_mode=True)
     except UserError as exc:

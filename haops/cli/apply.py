@@ -86,7 +86,7 @@ class LiveSteps:
         self.live: Live | None = None
 
     def __enter__(self) -> LiveSteps:
-        if self.enabled:
+        if self.enabled and err().is_terminal:  # a pipe or a file would show none of it
             from rich.live import Live
 
             self.live = Live(self.table(), console=err(), refresh_per_second=8, transient=True)

@@ -18,8 +18,11 @@ SYSTEMD = "systemd"
 PLAIN = "none"
 DETECT_INIT = "if [ -d /run/systemd/system ]; then echo systemd; else echo none; fi"
 
-# Children of the master: they are replaced when a reload takes effect.
-WORKERS = 'for p in $(pidof {process} 2>/dev/null); do [ "$(ps -o ppid= -p $p | tr -d " ")" = "$m" ] && echo $p; done | sort -n | xargs'
+# Children of the master: they are replaced when a reload takes effect. Shell builtins only
+# (apply's facts and every proof poll run this): the parent is field 4 of /proc/PID/stat
+# (process names have no spaces, the inventory checks that), the PIDs as pidof lists them.
+WORKERS = ('g=; for p in $(pidof {process} 2>/dev/null); do {{ read -r _ _ _ pp _ < /proc/$p/stat; }} 2>/dev/null && '
+           '[ "$pp" = "$m" ] && g="$g $p"; done; echo $g')
 
 
 @dataclass(frozen=True)
@@ -36,13 +39,17 @@ class Daemon:
         """Shell expression: the master's PID, or empty."""
         return f"$(cat {shlex.quote(self.pidfile)} 2>/dev/null)"
 
+    def read_master(self) -> str:
+        """Shell: the master's PID into $m (empty if none), without a process."""
+        return f"m=; {{ read -r m < {shlex.quote(self.pidfile)}; }} 2>/dev/null"
+
     def running(self) -> str:
         """Shell test: true when the master runs."""
-        return f'm={self.master_pid()}; [ -n "$m" ] && kill -0 "$m" 2>/dev/null'
+        return f'{self.read_master()}; [ -n "$m" ] && kill -0 "$m" 2>/dev/null'
 
     def generation(self) -> str:
         """Shell snippet printing the worker PIDs, which a taking reload replaces."""
-        return f"m={self.master_pid()}; " + WORKERS.format(process=shlex.quote(self.process))
+        return f"{self.read_master()}; " + WORKERS.format(process=shlex.quote(self.process))
 
     def holds_port(self, port: int, address: str = "0.0.0.0") -> str:
         """Shell test: this daemon's master or one of its workers (not a squatter, nor another

@@ -344,6 +344,7 @@ def test_a_second_apply_is_locked_out_and_a_dead_holder_frees_the_lock(fresh_inv
     assert "pid" in outcome.report.messages[0], "names the holder"
     holder.client.get_transport().close()  # the holder dies without releasing anything
     del lock
+    fresh_inventory.wait_for_lock("web1")  # its shell ends once sshd sees the connection gone
     assert all_ok(run_apply(fresh_inventory, hosts=["web1"]))
 
 

@@ -1,0 +1,73 @@
+"""The transport's pieces that need no SSH server: the socket options, known_hosts look-ups,
+and the candidate upload's shell, run here by sh on a real tree."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from haops.apply.remote_check import CANDIDATE_PREFIX, candidate_root, upload_script
+from haops.targets.base import RenderedFile
+from haops.transport import QUICKACK, known_keys, nodelay_socket
+
+pytestmark = pytest.mark.unit
+
+
+def test_the_socket_has_nagle_off_and_acks_at_once() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        threading.Thread(target=lambda: server.accept()[0].sendall(b"hello"), daemon=True).start()
+        sock = nodelay_socket("127.0.0.1", port, 5)
+        with sock:
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+            assert sock.recv(5) == b"hello"
+            if QUICKACK:
+                assert sock.getsockopt(socket.IPPROTO_TCP, QUICKACK) == 1, "re-armed after the read"
+
+
+def test_known_keys_finds_plain_hashed_and_port_entries_only_for_that_host(tmp_path: Path) -> None:
+    keys = {name: paramiko.Ed25519Key.from_private_key_file(str(make_key(tmp_path, name))) for name in ("a", "b", "c")}
+    known = paramiko.HostKeys()
+    known.add("10.0.0.1", "ssh-ed25519", keys["a"])
+    known.add(paramiko.HostKeys.hash_host("10.0.0.2"), "ssh-ed25519", keys["b"])
+    known.add("[10.0.0.3]:2222", "ssh-ed25519", keys["c"])
+    path = tmp_path / "known_hosts"
+    known.save(str(path))
+    assert known_keys(path, "10.0.0.1") == {"ssh-ed25519": keys["a"]}
+    assert known_keys(path, "10.0.0.2") == {"ssh-ed25519": keys["b"]}
+    assert known_keys(path, "[10.0.0.3]:2222") == {"ssh-ed25519": keys["c"]}
+    assert known_keys(path, "10.0.0.3") == {} and known_keys(path, "10.0.0.9") == {}
+    assert known_keys(tmp_path / "absent", "10.0.0.1") == {}
+    path.write_text(path.read_text() + f"10.0.0.9 ssh-ed25519 {keys['a'].get_base64()}\n")
+    assert known_keys(path, "10.0.0.9") == {"ssh-ed25519": keys["a"]}, "a changed file is read again"
+
+
+def make_key(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"id_{name}"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path
+
+
+def test_the_upload_fills_a_private_tree_from_stdin_byte_for_byte(tmp_path: Path) -> None:
+    root = str(tmp_path / "candidate")
+    files = [RenderedFile("/etc/a b/x.conf", "ünïcode\nline 2\n"), RenderedFile("/etc/empty", ""),
+             RenderedFile("/srv/s", "secret=hunter2\n")]
+    script, data = upload_script(root, files)
+    assert "hunter2" not in script, "texts never ride on the command line"
+    done = subprocess.run(["sh", "-c", script], input=data, capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    for file in files:
+        assert Path(root + file.path).read_text(encoding="utf-8") == file.text
+    assert (Path(root).stat().st_mode & 0o777) == 0o700
+    again = subprocess.run(["sh", "-c", script], input=data, capture_output=True, timeout=30)
+    assert again.returncode != 0, "an existing tree is refused, as mktemp would"
+
+
+def test_candidate_roots_are_fresh_and_under_the_prefix() -> None:
+    roots = {candidate_root() for _ in range(50)}
+    assert len(roots) == 50 and all(r.startswith(CANDIDATE_PREFIX) for r in roots)
