@@ -11,6 +11,7 @@ COMMANDS = (
     ("validate", "Render everything and prove each file with the daemon's own checker."),
     ("apply", "Push configs over SSH: check on host, install atomically, reload, prove, roll back."),
     ("verify", "Prove the cluster balances, sticks, resolves and survives a dead backend."),
+    ("prune", "Remove what haops made live on a host that the inventory no longer asks for."),
     ("status", "Who holds each VIP, each VRRP node's state, each backend as its balancers see it."),
     ("drill", "Break the cluster under a steady probe and measure what clients saw (failover, takeover...)."),
     ("switchover", "Move a VIP or drain a backend on purpose, measuring that no request fails."),
