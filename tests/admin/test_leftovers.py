@@ -45,7 +45,7 @@ def test_prune_lists_then_removes_a_dropped_daemon(admin_applied: Cluster) -> No
     admin_applied.converge(without_service(admin_applied.path.read_text(), "app"))  # the only Apache service
     assert admin_applied.sh("lb1", "pgrep -x apache2 >/dev/null && echo running || echo stopped").strip() == "running"
     applied = haops(admin_applied, "apply")
-    assert "left over from an earlier inventory: apache; `haops prune` removes it" in applied.stdout
+    assert "left over from an earlier inventory: apache; `haops prune` removes it" in applied.stdout + applied.stderr
 
     listed = haops(admin_applied, "prune", "--list")
     assert listed.returncode == 0, listed.stderr
