@@ -13,6 +13,8 @@ PACKAGES+=(
   python3 python3-venv python3-pip
   openssh-server openssh-client iputils-ping
   vagrant vagrant-libvirt
+  ansible-core  # `ansible-inventory --list` for `haops inventory from-ansible` and its tests
+  pipx          # the README's `pipx install`, tested by tests/test_plain_install.py
 )
 
 if [ "$(id -u)" -ne 0 ]; then

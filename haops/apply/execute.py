@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from haops.apply.facts import proven_record
+from haops.apply.facts import files_record, proven_record
 from haops.apply.plan import ACTIVATE, RELOAD, START, HostPlan, TargetPlan, files_digest
 from haops.apply.remote_check import CANDIDATE_PREFIX
 from haops.inventory.model import Inventory
@@ -133,13 +133,21 @@ def mark_unproven(plan: TargetPlan) -> str:
 def record_proven(plan: TargetPlan) -> str:
     """Shell: remember what is now live, so an activation lost to a crash is made up next run.
     The config is live whether or not the record can be written, so that is only a warning."""
-    return f"{{ {write_record(plan.target.name, files_digest(plan.rendered))}; }} || echo 'warning: could not record the proven state' >&2"
+    return (f"{{ {write_record(plan.target.name, files_digest(plan.rendered))} && {write_files_record(plan)}; }} "
+            "|| echo 'warning: could not record the proven state' >&2")
+
+
+def write_files_record(plan: TargetPlan) -> str:
+    """Shell: the paths this target made live, so `haops prune` knows them once the inventory forgets them."""
+    record = shlex.quote(files_record(plan.target.name))
+    paths = "".join(f"{f.path}\n" for f in plan.rendered)
+    return f"printf %s {shlex.quote(paths)} > {record}.new && mv -f {record}.new {record}"
 
 
 def restore_record(plan: TargetPlan) -> str:
     """Shell: after a rollback the record says again what it said before this run."""
     if plan.proven_before is None:
-        return f"rm -f {shlex.quote(proven_record(plan.target.name))}"
+        return f"rm -f {shlex.quote(proven_record(plan.target.name))} {shlex.quote(files_record(plan.target.name))}"
     return write_record(plan.target.name, plan.proven_before)
 
 

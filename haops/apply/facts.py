@@ -8,6 +8,8 @@ The script prints one tagged line per fact, so parsing never depends on a tool's
   T <path> <base64>           a file whose current text rendering needs (zone serials)
   A <target> <0|1> <gen...>   whether the target is live, and its generation (worker PIDs)
   R <target> <digest>         the digest of the files last made live and proven there
+  L <target>                  a target haops made live here (a record exists), wanted or not
+  P <target> <path>           a file it made live, as recorded (records older than this have none)
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class HostFacts:
     texts: dict[str, str] = field(default_factory=dict)
     targets: dict[str, TargetState] = field(default_factory=dict)
     proven: dict[str, str] = field(default_factory=dict)
+    recorded: dict[str, list[str]] = field(default_factory=dict)
 
 
 PROVEN_DIR = "/var/lib/haops/live"
@@ -43,6 +46,29 @@ PROVEN_DIR = "/var/lib/haops/live"
 def proven_record(target: str) -> str:
     """Where a host keeps the digest of a target's files as last made live and proven."""
     return f"{PROVEN_DIR}/{target}"
+
+
+def files_record(target: str) -> str:
+    """Where a host keeps the paths of the files a target made live there, one a line."""
+    return f"{PROVEN_DIR}/{target}.files"
+
+
+def recorded_script() -> str:
+    """Shell: one L line per target with a record, and a P line per file it recorded."""
+    return (f'for r in {PROVEN_DIR}/*; do case "$r" in *.files|*.new|"{PROVEN_DIR}/*") continue;; esac; '
+            'n=${r##*/}; echo "L $n"; [ -f "$r.files" ] && sed "s|^|P $n |" "$r.files"; done; true')
+
+
+def parse_recorded(output: str) -> dict[str, list[str]]:
+    recorded: dict[str, list[str]] = {}
+    for line in output.splitlines():
+        tag, _, rest = line.partition(" ")
+        if tag == "L":
+            recorded.setdefault(rest.strip(), [])
+        elif tag == "P":
+            name, _, path = rest.partition(" ")
+            recorded.setdefault(name, []).append(path)
+    return recorded
 
 
 def fact_script(paths: Iterable[str], text_paths: Iterable[str], targets: Iterable[Target]) -> str:
@@ -65,7 +91,7 @@ def fact_script(paths: Iterable[str], text_paths: Iterable[str], targets: Iterab
                      f'echo "A {target.name} $a $({target.generation()})"')
         record = shlex.quote(proven_record(target.name))
         lines.append(f'if [ -f {record} ]; then read -r r < {record}; echo "R {target.name} $r"; fi')
-    lines.append("true")
+    lines.append(recorded_script())
     return "\n".join(lines)
 
 
@@ -101,4 +127,4 @@ def parse_facts(output: str) -> HostFacts:
             name, _, digest = rest.partition(" ")
             proven[name] = digest.strip()
     modes = {path: mode for path, mode in modes.items() if hashes.get(path)}  # a mode only for a file read
-    return HostFacts(init, hashes, modes, texts, targets, proven)
+    return HostFacts(init, hashes, modes, texts, targets, proven, parse_recorded(output))

@@ -20,6 +20,7 @@ from haops.apply.facts import HostFacts, fact_script, parse_facts
 from haops.apply.lock import HostLock
 from haops.inventory.model import Inventory
 from haops.apply.plan import HostPlan, TargetPlan, plan_host
+from haops.apply.prune import known_target, leftovers, retire_script
 from haops.apply.remote_check import check_on_host
 from haops.targets import targets_by_host
 from haops.targets.base import RenderContext, RenderedFile, Target
@@ -149,6 +150,8 @@ def apply_host(inventory: Inventory, host: str, targets: list[Target], options: 
                 touched = True
                 context = ExecuteContext(inventory, host, plan.init, root or "", f"{BACKUP_ROOT}/{run_id}", connections.settings, step)
                 execute_plan(connection, plan, context, report, options.host_rollback)
+            if report.ok:
+                retire_leftovers(connection, inventory, host, targets, facts, plan.init, f"{BACKUP_ROOT}/{run_id}", options.check, report)
     except HostFailure as exc:
         report.fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - one host's surprise must not lose the others' results
@@ -161,6 +164,25 @@ def apply_host(inventory: Inventory, host: str, targets: list[Target], options: 
         report.seconds = time.monotonic() - started
         step("done" if report.ok else "failed")
     return outcome
+
+
+def retire_leftovers(connection: Connection, inventory: Inventory, host: str, targets: list[Target], facts: HostFacts,
+                     init: str, backup: str, check: bool, report: HostReport) -> None:
+    """Targets this host no longer runs: those that keep steering traffic are retired now (or, with
+    --check, planned); the rest are named, for `haops prune`."""
+    found = [item for item in leftovers(inventory, host, targets, facts.recorded) if item.whole]
+    for item in found:
+        target = known_target(item.name)
+        if target is None or not target.retire_with_apply:
+            report.messages.append(f"left over from an earlier inventory: {item.name}; `haops prune` removes it")
+        elif check:
+            report.reloads.append(f"{item.name}:retire")
+        else:
+            done = run(connection, retire_script(item, init, backup))
+            if done.code != 0:
+                report.fail(f"{item.name}: could not remove what it left: {(done.stdout + done.stderr).strip()}")
+            else:
+                report.reloads.append(f"{item.name}:retired")
 
 
 # --- all hosts ---------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from haops.cli.apply import apply
 from haops.cli.drill import drill
 from haops.cli.metrics import metrics
 from haops.cli.planned import failback, switchover
+from haops.cli.prune import prune
 from haops.cli.render import render
 from haops.cli.status import status
 from haops.cli.sync import sync
@@ -37,6 +38,7 @@ app = typer.Typer(
 app.command()(render)
 app.command()(validate)
 app.command()(apply)
+app.command()(prune)
 app.command()(verify)
 app.command()(status)
 app.command()(drill)

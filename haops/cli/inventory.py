@@ -58,3 +58,28 @@ def from_vagrant(
     merged = merge_into_inventory(base, parse_ssh_config(text))
     inventory_loader.parse(merged, "<from-vagrant>")
     out().print(merged, end="", markup=False)
+
+
+@app.command("from-ansible")
+def from_ansible(
+    path: Path = typer.Argument(..., help="An Ansible inventory: INI or YAML file, or anything ansible-inventory reads."),
+    group_map: list[str] = typer.Option([], "--group-map", "-g", help="ANSIBLE_GROUP=HAOPS_GROUP, e.g. webservers=web; repeatable."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the skeleton here instead of stdout."),
+    use_ansible: bool | None = typer.Option(None, "--ansible-inventory/--static",
+                                            help="Read with ansible-inventory --list, or with haops' own static reader [default: ansible-inventory when installed]."),
+) -> None:
+    """Print a haops inventory skeleton from an Ansible inventory, each decision as a YAML comment."""
+    from haops.errors import UserError
+    from haops.inventory.ansible import parse_group_map, read, skeleton
+
+    mapping = parse_group_map(group_map)
+    data, reader = read(path, use_ansible)
+    text = skeleton(data, str(path), reader, mapping)
+    if output is None:
+        out().print(text, end="", markup=False, highlight=False)
+        return
+    try:
+        output.write_text(text)
+    except OSError as exc:
+        raise UserError(f"cannot write {output}: {exc.strerror}") from None
+    out().print(f"wrote {output}; add services, then: haops inventory check -i {output}")

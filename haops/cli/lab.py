@@ -137,9 +137,10 @@ def ssh(host: HostArgument, name: NameOption = None, state_root: StateRootOption
 def exec_(host: HostArgument,
           command: Annotated[list[str], typer.Argument(help="Command and arguments, after --.")],
           name: NameOption = None, state_root: StateRootOption = None, inventory: InventoryOption = None) -> None:
-    """Run a command on a lab host over SSH; its exit code becomes ours."""
+    """Run a command on a lab host over SSH, with our stdin forwarded as ssh does; its exit code becomes ours."""
     with user_errors():
-        result = _existing(name, state_root, inventory).exec(host, command, timeout=24 * 3600, capture=False)
+        lab = _existing(name, state_root, inventory)
+        result = lab.exec(host, command, timeout=24 * 3600, capture=False, forward_stdin=True)
     raise typer.Exit(result.returncode)
 
 

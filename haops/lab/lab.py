@@ -170,9 +170,9 @@ class Lab:
         return _for_each(self.hosts, one)
 
     def exec(self, host: str, argv: Sequence[str], timeout: float = 60,
-             capture: bool = True) -> subprocess.CompletedProcess[str]:
+             capture: bool = True, forward_stdin: bool = False) -> subprocess.CompletedProcess[str]:
         """Run argv on the host over SSH (strict host keys); the exit code is the remote one."""
-        return run_ssh(self.ssh_config, self.host(host).name, argv, timeout, capture)
+        return run_ssh(self.ssh_config, self.host(host).name, argv, timeout, capture, forward_stdin)
 
     def connection(self, host: str) -> Connection:
         """A Fabric connection to the host that refuses unknown host keys."""

@@ -45,9 +45,12 @@ def ssh_argv(ssh_config: Path, host: str, command: Sequence[str] = ()) -> list[s
 
 
 def run_ssh(ssh_config: Path, host: str, command: Sequence[str], timeout: float = 60,
-            capture: bool = True) -> subprocess.CompletedProcess[str]:
+            capture: bool = True, forward_stdin: bool = False) -> subprocess.CompletedProcess[str]:
+    """`forward_stdin` hands ssh our own standard input, as `ssh host cmd < file` does: bytes reach
+    the remote command unchanged and its end of file is theirs. Otherwise stdin is /dev/null."""
+    stdin = None if forward_stdin else subprocess.DEVNULL
     return subprocess.run(ssh_argv(ssh_config, host, command), capture_output=capture, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+                          timeout=timeout, stdin=stdin, check=False)
 
 
 def ssh_works(ssh_config: Path, host: str, timeout: float = 5) -> bool:

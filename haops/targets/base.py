@@ -213,6 +213,15 @@ class Target:
     def stop(self, init: str) -> str | None:
         return self.daemon.stop_command(init) if self.daemon else None
 
+    # Leftovers are removed by apply itself when they keep steering traffic (iptables' jumps),
+    # else only by `haops prune`.
+    retire_with_apply: ClassVar[bool] = False
+
+    def retire(self, init: str) -> str:
+        """Shell: undo what this target made live on a host that no longer runs it (its files go separately)."""
+        stop = self.stop(init)
+        return f"if ( {self.probe()} ) >/dev/null 2>&1; then {stop}; fi" if stop else ALWAYS
+
     def listeners(self, inventory: Inventory, host: str) -> list[tuple[str, int]]:
         return []
 

@@ -210,6 +210,17 @@ def activate_script(tool: str = "iptables", config: str = CONFIG) -> str:
     return " && ".join([f"{tool}-restore -w --noflush {config}", *(f"( {h} )" for h in hooks), f"( {stale} )"])
 
 
+def retire_script() -> str:
+    """Every jump into a HAOPS-* chain removed (as often as it is there), then the chains flushed and deleted."""
+    jumps = [f"while iptables -w -t {TABLE} -C {builtin} -j {chain} 2>/dev/null; do iptables -w -t {TABLE} -D {builtin} -j {chain} || exit 1; done"
+             for builtin, chain in HOOKS]
+    chains = (f"for c in $(iptables-save -t {TABLE} | sed -n 's/^:\\({PREFIX}[^ ]*\\) .*/\\1/p'); do "
+              f"iptables -w -t {TABLE} -F $c || exit 1; done; "
+              f"for c in $(iptables-save -t {TABLE} | sed -n 's/^:\\({PREFIX}[^ ]*\\) .*/\\1/p'); do "
+              f"iptables -w -t {TABLE} -X $c || exit 1; done")
+    return " && ".join([*(f"( {j} )" for j in jumps), f"( {chains} )", f"rm -f {CONFIG}"])
+
+
 def proof_script(files: list[RenderedFile]) -> str:
     """Every rule of each file loaded (by iptables or ip6tables), and each jump exactly once."""
     checks = []
@@ -310,6 +321,11 @@ class IptablesTarget(BalancerTarget):
 
     def proof(self, inventory: Inventory, host: str, files: list[RenderedFile], before: str | None) -> str:
         return proof_script(files)
+
+    retire_with_apply = True  # the jumps would keep DNATing new connections to the old backends
+
+    def retire(self, init: str) -> str:
+        return retire_script()
 
     def state_checks(self, inventory: Inventory, host: str) -> list[StateCheck]:
         checks = [StateCheck("iptables chains", host, chains_once)]
