@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from haops import inventory as inventory_loader
 from haops.cli.app import app
 from haops.errors import UserError
-from haops.inventory.ansible import expand_range, read_static, skeleton
+from haops.inventory.ansible import draft_host, expand_range, read_static, skeleton
 
 pytestmark = pytest.mark.unit
 DATA = Path(__file__).parent / "data" / "ansible"
@@ -89,13 +89,13 @@ def test_cluster_skeleton_loads_and_maps_connection_vars() -> None:
 
 def test_missing_addresses_said_once_at_the_top_and_per_host() -> None:
     text = skeleton_of("host_vars.ini")
-    assert "# MISSING before it loads: an IPv4 address for host1, host2, badwolf," in text
+    assert "# MISSING before it loads: an IP address for host1, host2, badwolf," in text
     data = yaml.safe_load(text)
     assert data["hosts"]["jumper"] == {"address": "192.0.2.50", "groups": ["aliases"], "vars": {"ssh_port": 5555}}
     assert data["hosts"]["badwolf"]["vars"] == {"ssh_host": "badwolf.example.com", "ssh_port": 5309}
     assert data["hosts"]["aws-host"]["vars"] == {"ssh_key": "/home/example/.ssh/aws.pem"}
     assert "not carried over: ansible_python_interpreter (haops runs no Python on the hosts)" in text
-    problems = [line for line in _check_problems(text) if "address: must be an IPv4 address" not in line]
+    problems = [line for line in _check_problems(text) if "address: must be an IPv4 or IPv6 address" not in line]
     assert problems == []
 
 
@@ -142,3 +142,9 @@ def test_cli_mistakes_exit_2(args: list[str], message: str) -> None:
                            "inventory", "from-ansible", str(DATA / "cluster.ini"), "--static", *args],
                           capture_output=True, text=True, timeout=60, env={"PYTHONPATH": str(Path(__file__).parent.parent), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_ipv6_ansible_host_becomes_the_address() -> None:
+    draft = draft_host("db1.example.com", "db1", {"ansible_host": "fd00:213::21"})
+    assert draft.address == "fd00:213::21"
+    assert "address: ansible_host fd00:213::21" in draft.notes

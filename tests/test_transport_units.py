@@ -19,15 +19,24 @@ pytestmark = pytest.mark.unit
 
 
 def test_the_socket_has_nagle_off_and_acks_at_once() -> None:
+    checked = threading.Event()
+
+    def serve(server: socket.socket) -> None:
+        peer, _ = server.accept()
+        with peer:  # open until the client has looked: a FIN would change the client's ACK mode
+            peer.sendall(b"hello")
+            checked.wait(5)
+
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]
-        threading.Thread(target=lambda: server.accept()[0].sendall(b"hello"), daemon=True).start()
+        threading.Thread(target=serve, args=(server,), daemon=True).start()
         sock = nodelay_socket("127.0.0.1", port, 5)
         with sock:
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
             assert sock.recv(5) == b"hello"
             if QUICKACK:
                 assert sock.getsockopt(socket.IPPROTO_TCP, QUICKACK) == 1, "re-armed after the read"
+            checked.set()
 
 
 def test_known_keys_finds_plain_hashed_and_port_entries_only_for_that_host(tmp_path: Path) -> None:

@@ -340,21 +340,13 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def _ipv4(text: Any) -> bool:
-    try:
-        ipaddress.IPv4Address(str(text))
-    except ValueError:
-        return False
-    return True
-
-
 def draft_host(ansible: str, name: str, hostvars: dict[str, Any]) -> HostDraft:
     notes: list[str] = []
     variables: dict[str, Any] = {}
     target = hostvars.get("ansible_host", ansible)
-    address = str(target) if _ipv4(target) else None
+    address = str(target) if _is_ip(str(target)) else None
     if address is None:
-        notes.append(f"MISSING address: {target!r} is not an IPv4 address; write the cluster address here "
+        notes.append(f"MISSING address: {target!r} is not an IP address; write the cluster address here "
                      "(haops does not resolve names)")
         if DNS_NAME.match(str(target)):
             variables["ssh_host"] = str(target)
@@ -393,7 +385,7 @@ def skeleton(data: dict[str, Any], source: str, reader: str, group_map: dict[str
              "# host shares are in `vars`. Groups with children list every host of their children.",
              "# Next: add services (see docs/inventory.md), then `haops inventory check -i THIS_FILE`."]
     if missing:
-        lines.append(f"# MISSING before it loads: an IPv4 address for {', '.join(missing)}.")
+        lines.append(f"# MISSING before it loads: an IP address for {', '.join(missing)}.")
     lines.append("")
     if shared:
         lines += ["vars:", *(f"  {k}: {_scalar(v)}" for k, v in shared.items()), ""]
