@@ -27,8 +27,9 @@ def running_lab(inventory: Inventory) -> Lab | None:
 
 def lab_settings(lab: Lab, trust_new_hosts: bool = False) -> SshSettings:
     # Only the lab's own known_hosts: a stale ~/.ssh entry for a lab address must not refuse it.
+    # The lab's own ssh_config too: it routes hosts behind the lab's bastion through it.
     return SshSettings((lab.known_hosts,), lab.identity, trust_new_hosts, lab.known_hosts,
-                       forced_user="root", use_user_known_hosts=False)
+                       forced_user="root", use_user_known_hosts=False, ssh_config=lab.ssh_config)
 
 
 def settings_for(inventory: Inventory, trust_new_hosts: bool = False) -> SshSettings:

@@ -21,6 +21,9 @@ def verify(
                                        "[default: only when the inventory's lab is running]."),
     as_pytest: bool = typer.Option(False, "--pytest", help="Run the checks as a pytest suite (pass pytest options after --)."),
     pytest_args: list[str] = typer.Argument(None, help="Options for pytest, with --pytest."),
+    source: str | None = typer.Option(None, "--from", help="Send the traffic probes from this inventory host, or "
+                                      "'local' (this machine; only to the inventory's service addresses) "
+                                      "[default: the first host in group 'client']."),
 ) -> None:
     """Check state on every host (testinfra) and measure live traffic against the inventory."""
     inv = load_inventory(inventory)
@@ -34,8 +37,13 @@ def verify(
     from haops.verify import report
     from haops.verify.run import verify as run_verify
 
+    from haops.verify.run import no_source_note
+
+    note = no_source_note(inv, source)
+    if note is not None:
+        err().print(f"[yellow]note:[/] {note}", highlight=False)
     with err().status("verifying") as status:
-        results = run_verify(inv, settings_for(inv), faults, lambda text: status.update(text))
+        results = run_verify(inv, settings_for(inv), faults, lambda text: status.update(text), source)
     if junit is not None:
         report.write_junit(results, junit)
     if as_json:

@@ -14,6 +14,10 @@ STICKY = ("none", "cookie", "source")
 class LabSettings:
     name: str
     network: IPv4Network
+    # A second lab network the machine has no route to, reached only through a bastion host
+    # (at `bastion` on `network`, and at the private network's first address).
+    private_network: IPv4Network | None = None
+    bastion: IPv4Address | None = None
 
 
 @dataclass(frozen=True)

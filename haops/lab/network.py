@@ -13,12 +13,20 @@ SAFETY_NET = IPv4Network("10.213.0.0/16")
 DEFAULT_NETWORK = IPv4Network("10.213.0.0/24")
 NETNS_DIR = Path("/run/netns")
 HOST_INTERFACE = "eth0"
+SECOND_INTERFACE = "eth1"
 
 
 def check_lab_network(network: IPv4Network) -> IPv4Network:
     if not network.subnet_of(SAFETY_NET) or not 17 <= network.prefixlen <= 29:
         raise LabError(f"lab network must be a /17../29 inside {SAFETY_NET} (the lab's own range); got {network}")
     return network
+
+
+def check_private_network(private: IPv4Network, network: IPv4Network) -> IPv4Network:
+    check_lab_network(private)
+    if private.overlaps(network):
+        raise LabError(f"the private network {private} overlaps the lab network {network}; give it a /24 of its own")
+    return private
 
 
 def gateway_interface(network: IPv4Network) -> IPv4Interface:
@@ -54,11 +62,12 @@ def interface_exists(name: str) -> bool:
     return Path("/sys/class/net", name).exists()
 
 
-def ensure_bridge(bridge: str, mac: str, gateway: IPv4Interface) -> None:
+def ensure_bridge(bridge: str, mac: str, gateway: IPv4Interface | None) -> None:
+    """The lab's switch; `gateway` None: a switch the machine has no address on (nothing routes to it)."""
     if interface_exists(bridge):
         return
     ip_batch([f"link add {bridge} address {mac} type bridge",
-              f"addr add {gateway} dev {bridge}",
+              *([f"addr add {gateway} dev {bridge}"] if gateway is not None else []),
               f"link set {bridge} up"])
 
 
@@ -77,12 +86,24 @@ def plug(netns: str, veth: str, mac: str, bridge: str, address: IPv4Interface) -
               f"link set {HOST_INTERFACE} up"], netns=netns)
 
 
+def plug_second(netns: str, veth: str, mac: str, bridge: str, address: IPv4Interface) -> None:
+    """A second cable into an existing namespace (the bastion's leg on the private network)."""
+    ip_batch([f"link add {veth} type veth peer name {SECOND_INTERFACE} address {mac} netns {netns}",
+              f"link set {veth} master {bridge} up"])
+    ip_batch([f"addr add {address} dev {SECOND_INTERFACE}", f"link set {SECOND_INTERFACE} up"], netns=netns)
+
+
 def unplug(netns: str, veth: str) -> None:
     """Delete the veth pair first (synchronous), then the namespace."""
     lines = [f"link del {veth}"] if interface_exists(veth) else []
     if netns_exists(netns):
         lines.append(f"netns del {netns}")
     ip_batch(lines)
+
+
+def delete_link(name: str) -> None:
+    if interface_exists(name):
+        run(["ip", "link", "del", name])
 
 
 def netns_exists(name: str) -> bool:

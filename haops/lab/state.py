@@ -106,17 +106,35 @@ class LabPaths:
 
 
 @dataclass(frozen=True)
+class Private:
+    """A second lab network the machine has no route to: its hosts are reached through `bastion`
+    (a lab host on the lab network with a second cable here, at the network's first address)."""
+
+    network: IPv4Network
+    bastion: LabHost
+
+    @property
+    def bastion_leg(self) -> IPv4Address:
+        """The bastion's address on the private network."""
+        return self.network[1]
+
+
+@dataclass(frozen=True)
 class LabRecord:
     """What `up` built, so every later command knows the lab without the inventory."""
 
     name: str
     network: IPv4Network
     hosts: tuple[LabHost, ...]
+    private: Private | None = None
 
     def save(self, path: Path) -> None:
-        data = {"name": self.name, "network": str(self.network),
-                "hosts": [{"name": h.name, "address": str(h.address), "groups": list(h.groups)}
-                          for h in self.hosts]}
+        data: dict[str, object] = {
+            "name": self.name, "network": str(self.network),
+            "hosts": [{"name": h.name, "address": str(h.address), "groups": list(h.groups)} for h in self.hosts]}
+        if self.private is not None:
+            data["private"] = {"network": str(self.private.network), "bastion": self.private.bastion.name,
+                               "bastion_address": str(self.private.bastion.address)}
         path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
@@ -124,4 +142,8 @@ class LabRecord:
         data = json.loads(path.read_text(encoding="utf-8"))
         hosts = tuple(LabHost(h["name"], IPv4Address(h["address"]), tuple(h["groups"]))
                       for h in data["hosts"])
-        return cls(data["name"], IPv4Network(data["network"]), hosts)
+        private = data.get("private")
+        return cls(data["name"], IPv4Network(data["network"]), hosts,
+                   Private(IPv4Network(private["network"]),
+                           LabHost(private["bastion"], IPv4Address(private["bastion_address"]), ("bastion",)))
+                   if private else None)

@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
+
+if TYPE_CHECKING:
+    from haops.lab.state import Private
 
 # name, offset in the lab network, group
 DEFAULT_TOPOLOGY = (
@@ -32,6 +36,8 @@ class InventoryLab:
     network: IPv4Network | None
     hosts: tuple[LabHost, ...]
     text: str
+    private_network: IPv4Network | None = None
+    bastion: IPv4Address | None = None
 
 
 def default_hosts(network: IPv4Network) -> tuple[LabHost, ...]:
@@ -46,13 +52,17 @@ def hosts_from_inventory(path: Path) -> InventoryLab:
     hosts = tuple(LabHost(h.name, h.address, tuple(h.groups)) for h in inventory.hosts.values())
     lab = inventory.lab
     return InventoryLab(lab.name if lab else None, lab.network if lab else None, hosts,
-                        path.read_text(encoding="utf-8"))
+                        path.read_text(encoding="utf-8"), lab.private_network if lab else None,
+                        lab.bastion if lab else None)
 
 
 def inventory_yaml(name: str, network: IPv4Network, hosts: tuple[LabHost, ...],
-                   base_text: str | None = None) -> str:
+                   base_text: str | None = None, private: Private | None = None) -> str:
     """The running lab's inventory: the given one with its `lab:` section set, or a fresh one."""
     lab_section = {"name": name, "network": str(network)}
+    if private is not None:
+        lab_section |= {"private_network": str(private.network), "bastion": str(private.bastion.address)}
+        hosts = tuple(h for h in hosts if h != private.bastion)
     if base_text is not None:
         data = yaml.safe_load(base_text)
         if data.get("lab") == lab_section:
@@ -60,6 +70,6 @@ def inventory_yaml(name: str, network: IPv4Network, hosts: tuple[LabHost, ...],
         data["lab"] = lab_section
         return yaml.safe_dump(data, sort_keys=False)
     lines = ["# haops lab inventory, written by `haops lab up`", "lab:",
-             f"  name: {name}", f"  network: {network}", "hosts:"]
+             *(f"  {key}: {value}" for key, value in lab_section.items()), "hosts:"]
     lines += [f"  {h.name}: {{address: {h.address}, groups: [{', '.join(h.groups)}]}}" for h in hosts]
     return "\n".join(lines) + "\n"
