@@ -21,7 +21,7 @@ from haops.errors import UserError
 MAX_HOPS = 8
 DEFAULT_KEYS = ("id_rsa", "id_ecdsa", "id_ed25519")
 HOP = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>\[[^\]]+\]|[^:@\s]+)(?::(?P<port>\d{1,5}))?$")
-UNSUPPORTED = ("proxycommand",)
+UNSUPPORTED = {"proxycommand": "ProxyCommand"}
 
 
 def user_ssh_config() -> Path:
@@ -109,7 +109,7 @@ def _route(alias: str, fallback: str, wanted: Wanted, config: SshConfigFile, dep
     options = config.lookup(alias)
     refused = [key for key in UNSUPPORTED if key in options]
     if refused:
-        raise UserError(f"ssh config for {alias}: {', '.join(refused)} is not supported by haops; use ProxyJump")
+        raise UserError(f"ssh config for {alias}: {', '.join(UNSUPPORTED[k] for k in refused)} is not supported by haops; use ProxyJump")
     hostname = str(options.get("hostname") or alias)
     if hostname == alias:
         hostname = fallback
