@@ -32,7 +32,7 @@ def verify(
 
         raise UserError(f"--junit {junit}: folder {junit.parent} does not exist")
     if as_pytest:
-        raise typer.Exit(run_pytest(inventory, faults, pytest_args or []))
+        raise typer.Exit(run_pytest(inventory, faults, pytest_args or [], source))
     from haops.session import settings_for
     from haops.verify import report
     from haops.verify.run import verify as run_verify
@@ -54,7 +54,7 @@ def verify(
     raise typer.Exit(1 if any(r.failed for r in results) else 0)
 
 
-def run_pytest(inventory: Path, faults: bool | None, args: list[str]) -> int:
+def run_pytest(inventory: Path, faults: bool | None, args: list[str], source: str | None = None) -> int:
     import pytest
 
     from haops.verify import pytest_suite
@@ -62,6 +62,8 @@ def run_pytest(inventory: Path, faults: bool | None, args: list[str]) -> int:
     os.environ["HAOPS_VERIFY_INVENTORY"] = str(inventory)
     if faults is not None:
         os.environ["HAOPS_VERIFY_FAULTS"] = "1" if faults else "0"
+    if source is not None:
+        os.environ["HAOPS_VERIFY_FROM"] = source
     code = pytest.main([pytest_suite.__file__, "-p", "no:cacheprovider", "-q", *args])
     sys.stdout.flush()
     return int(code)

