@@ -39,14 +39,19 @@ class KeyRing:
 
     def __init__(self, prompt: Prompt = terminal_prompt) -> None:
         self.prompt = prompt
-        self.loaded: dict[Path, PKey] = {}
+        self.loaded: dict[tuple[Path, int, int], PKey] = {}
         self.lock = threading.Lock()
 
     def key(self, path: Path) -> PKey:
         with self.lock:  # one prompt at a time, and each key asked for once
-            if path not in self.loaded:
-                self.loaded[path] = self._load(path)
-            return self.loaded[path]
+            try:
+                stat = path.stat()
+                version = (path, stat.st_ino, stat.st_mtime_ns)
+            except OSError as exc:
+                raise KeyError_(f"cannot read SSH key {path}: {exc.strerror or exc}") from None
+            if version not in self.loaded:  # a key file replaced at the same path is read again
+                self.loaded[version] = self._load(path)
+            return self.loaded[version]
 
     def _load(self, path: Path) -> PKey:
         try:

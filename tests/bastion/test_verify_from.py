@@ -31,6 +31,7 @@ def test_verify_from_local_measures_an_exact_split(open_cluster: Cluster) -> Non
 
 
 def test_without_a_client_verify_says_so_once_at_the_top(open_cluster: Cluster) -> None:
+    open_cluster.converge(open_cluster.path.read_text())
     data = yaml.safe_load(open_cluster.path.read_text())
     data["hosts"]["client1"]["groups"] = []
     path = open_cluster.path.with_name("no-client.yml")
