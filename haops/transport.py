@@ -202,6 +202,9 @@ def _open_hop(hop: Connection, via: Connection | None) -> None:
         if "not found in known_hosts" in str(exc):
             raise HostFailure(f"unknown host key for {hop.host}{role}: it is not in known_hosts; verify the "
                               f"host's fingerprint and add it, or run once with --trust-new-hosts") from None
+        if via is not None and "opening channel" in str(exc):
+            raise HostFailure(f"{via.host} cannot reach {name} within {hop.connect_timeout}s (the jump host "
+                              f"connected; the target did not answer it)") from None
         if "timeout" in str(exc).lower() or "banner" in str(exc).lower():
             raise HostFailure(f"no SSH answer from {name}{role} within {hop.connect_timeout}s: {exc}") from None
         raise HostFailure(f"ssh to {name}{role}: {exc}") from None
