@@ -262,7 +262,7 @@ class Lab:
 
     def _write_files(self, hosts: Sequence[LabHost], inventory_text: str | None) -> None:
         self.paths.lab_dir.mkdir(parents=True, exist_ok=True)
-        LabRecord(self.name, self.network, tuple(hosts)).save(self.paths.record)
+        LabRecord(self.name, self.network, tuple(hosts), self.private).save(self.paths.record)
         client_key = keys.ensure(self.identity, f"haops-lab-{self.name}")
         host_keys = {h: self._prepare_host_disk(h, hosts, client_key) for h in hosts}
         self.known_hosts.write_text(known_hosts_text(host_keys))

@@ -20,6 +20,7 @@ import yaml
 
 from haops import inventory
 from haops.apply.vips import routable
+from haops.lab import Lab
 from haops.errors import UserError
 from haops.session import settings_for
 from haops.transport import HostFailure, SshSettings, open_connection
@@ -41,9 +42,11 @@ def test_the_private_network_is_reached_only_through_the_bastion(bastion_cluster
     assert "eth1" in bastion_cluster.sh("bastion", "ip -br addr")
     assert bastion_cluster.sh("lb1", "hostname").strip() == "lb1", "the lab's own ssh goes through the bastion"
     assert "ProxyJump bastion" in lab.ssh_config.read_text()
+    again = Lab.existing(lab.name)  # as every later command sees it: from the lab's record
+    assert again.private == lab.private
     for host in ("bastion", "web3"):  # both cables of the bastion, and a host behind it, come back after a crash
-        lab.crash(host)
-        lab.boot(host)
+        again.crash(host)
+        again.boot(host)
     assert bastion_cluster.sh("web3", "hostname").strip() == "web3"
     assert [h.name for h in lab.status() if not h.ssh] == []
 
@@ -204,3 +207,12 @@ def test_each_way_through_the_bastion_fails_clearly(bastion_cluster: Cluster, tm
     finally:
         bastion_cluster.lab.delay("bastion", 0)
     assert "10.213.48.5:22" in message and "within 2s" in message, message
+
+
+def test_a_drill_probes_through_the_bastion(bastion_cluster: Cluster, tmp_path: Path) -> None:
+    bastion_cluster.converge(bastion_cluster.path.read_text())
+    out = subprocess.run([sys.executable, "-m", "haops", "drill", "backend-failure", "-i", str(bastion_cluster.path),
+                          "--duration", "8", "--rate", "50", "--fault-at", "2", "--hold", "3", "--json"],
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.returncode in (0, 1) and '"requests"' in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
