@@ -113,7 +113,8 @@ def _hop(target: Route, settings: SshSettings, gateway: Connection | None) -> Co
     client = connection.client
     if settings.use_user_known_hosts and USER_KNOWN_HOSTS.exists():
         client.load_system_host_keys(str(USER_KNOWN_HOSTS))
-    for path in (*settings.known_hosts, *target.known_hosts):
+    # Known_hosts given to the run win over the config's UserKnownHostsFile, as the inventory wins over it.
+    for path in settings.known_hosts or target.known_hosts:
         if path.is_file():
             client.load_host_keys(str(path))
     policy = _RecordNewKey(settings.record_new_keys_to) if settings.trust_new_hosts else RejectPolicy()

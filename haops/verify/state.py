@@ -29,7 +29,7 @@ def testinfra_host(inventory: Inventory, name: str, settings: SshSettings) -> Ho
     # ssh reads the same config file as haops' own connections, so aliases and ProxyJump agree.
     to = route(host, settings)
     user = to.user or settings.forced_user or getpass.getuser()
-    known = " ".join(str(p) for p in (*(settings.known_hosts or (USER_KNOWN_HOSTS,)), *to.known_hosts))
+    known = " ".join(str(p) for p in (settings.known_hosts or (*to.known_hosts, USER_KNOWN_HOSTS)))
     extra = f"-o StrictHostKeyChecking=yes -o BatchMode=yes -o UserKnownHostsFile={shlex.quote(known)} -o GlobalKnownHostsFile=/dev/null"
     identity = host.ssh_key or (str(settings.identity) if settings.identity else None)
     config = str(settings.ssh_config) if settings.ssh_config is not None and settings.ssh_config.is_file() else None
