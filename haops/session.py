@@ -23,6 +23,9 @@ class LabKeys(Protocol):
     @property
     def identity(self) -> Path: ...
 
+    @property
+    def ssh_config(self) -> Path: ...
+
 
 def running_lab(inventory: Inventory) -> Lab | None:
     """The running lab the inventory names, if any."""
@@ -49,8 +52,9 @@ def running_lab_keys(inventory: Inventory) -> LabKeys | None:
 
 def lab_settings(lab: LabKeys, trust_new_hosts: bool = False) -> SshSettings:
     # Only the lab's own known_hosts: a stale ~/.ssh entry for a lab address must not refuse it.
+    # The lab's own ssh_config too: it routes hosts behind the lab's bastion through it.
     return SshSettings((lab.known_hosts,), lab.identity, trust_new_hosts, lab.known_hosts,
-                       forced_user="root", use_user_known_hosts=False)
+                       forced_user="root", use_user_known_hosts=False, ssh_config=lab.ssh_config)
 
 
 def settings_for(inventory: Inventory, trust_new_hosts: bool = False) -> SshSettings:

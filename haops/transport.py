@@ -8,6 +8,8 @@ opt-in trust-on-first-use: an unknown key is recorded, a *changed* key is still 
 
 from __future__ import annotations
 
+import functools
+import getpass
 import io
 import select
 import shlex
@@ -16,11 +18,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from haops import sshconfig
 from haops.inventory.model import Host
+from haops.sshconfig import Route, SshConfigFile, Wanted, user_ssh_config
 
 if TYPE_CHECKING:
     from fabric import Connection
@@ -44,6 +48,8 @@ class SshSettings:
     connect_timeout_s: int = 10
     forced_user: str | None = None
     use_user_known_hosts: bool = True
+    # Host aliases, users, ports, keys and ProxyJump, read as ssh reads them (haops/sshconfig.py).
+    ssh_config: Path | None = field(default_factory=user_ssh_config)
 
 
 class _RecordNewKey:
@@ -59,35 +65,60 @@ class _RecordNewKey:
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 
+def route(host: Host, settings: SshSettings) -> Route:
+    """Where SSH to an inventory host goes: the inventory's settings, then the ssh config file."""
+    own = (Path(host.ssh_key).expanduser(),) if host.ssh_key else ()
+    forced = (settings.identity,) if settings.identity is not None and not own else ()
+    wanted = Wanted(host.ssh_user, host.ssh_port, own or forced, identities_only=bool(forced))
+    return sshconfig.resolve(host.name, str(host.address), host.ssh_host, wanted, config_file(settings.ssh_config))
+
+
 def connect(host: Host, settings: SshSettings) -> Connection:
-    """A connection to an inventory host: its own key, user and port, else the settings' ones."""
-    key = Path(host.ssh_key).expanduser() if host.ssh_key else settings.identity
-    return connect_to(host.connect_to, host.ssh_port, host.ssh_user or settings.forced_user, key,
-                      settings, own_key=bool(host.ssh_key))
+    """A connection to an inventory host (not opened yet), through its ProxyJump hops if any."""
+    return connect_route(route(host, settings), settings)
 
 
 def connect_to(address: str, port: int | None, user: str | None, key: Path | None, settings: SshSettings,
                own_key: bool = False) -> Connection:
-    """A Fabric connection that checks the host key against known_hosts (not opened yet).
-    With the settings' identity (not the host's own key) no other key or agent is tried."""
-    from fabric import Connection
-    from paramiko import RejectPolicy
+    """A connection to an address, without the ssh config file: only the given key, or the agent
+    and default keys when none is given."""
+    keys = (key,) if key is not None else ()
+    alias = Route(address, address, port or 22, user, keys, identities_only=key is not None and not own_key)
+    return connect_route(alias, settings)
 
-    if key is not None and not key.is_file():
-        raise HostFailure(f"SSH key {key} does not exist or is not a file")
-    kwargs: dict[str, Any] = {}
-    if key is not None:
-        kwargs = {"key_filename": str(key)}
-        if not own_key:
-            kwargs |= {"look_for_keys": False, "allow_agent": False}
-    connection = Connection(address, user=user, port=port, connect_timeout=settings.connect_timeout_s,
-                            connect_kwargs=kwargs)
+
+def connect_route(target: Route, settings: SshSettings) -> Connection:
+    """A Fabric connection for the route, each hop checking its host key against known_hosts."""
+    gateway: Connection | None = None
+    for hop in target.jumps:
+        gateway = _hop(hop, settings, gateway)
+    return _hop(target, settings, gateway)
+
+
+def _hop(target: Route, settings: SshSettings, gateway: Connection | None) -> Connection:
+    from fabric import Config
+    from paramiko import RejectPolicy, SSHConfig
+
+    from haops.sshkeys import OfferKeys
+
+    for key in target.identities:
+        if not key.is_file():
+            raise HostFailure(f"SSH key {key} does not exist or is not a file")
+    user = target.user or settings.forced_user or getpass.getuser()
+    identities = target.identities or sshconfig.default_identities()
+    strategy = OfferKeys(user, identities, use_agent=not target.identities_only)
+    # An empty SSHConfig: haops read the file itself; Fabric must not add its own lookups or gateways.
+    connection = _hop_class()(target.hostname, user=user, port=target.port, config=Config(ssh_config=SSHConfig()),
+                      connect_timeout=target.connect_timeout_s or settings.connect_timeout_s,
+                      gateway=gateway if gateway is not None else False,
+                      connect_kwargs={"auth_strategy": strategy})
     client = connection.client
-    name = address if port in (None, 22) else f"[{address}]:{port}"  # as paramiko looks it up
+    name = target.hostname if target.port in (None, 22) else f"[{target.hostname}]:{target.port}"  # as paramiko looks it up
     if settings.use_user_known_hosts:  # ~/.ssh/known_hosts as paramiko's system keys: they win
         for key_type, host_key in known_keys(USER_KNOWN_HOSTS, name).items():
             client.get_system_host_keys().add(name, key_type, host_key)
-    for path in settings.known_hosts:
+    # Known_hosts given to the run win over the config's UserKnownHostsFile, as the inventory wins over it.
+    for path in settings.known_hosts or target.known_hosts:
         for key_type, host_key in known_keys(path, name).items():
             client.get_host_keys().add(name, key_type, host_key)
     policy = _RecordNewKey(settings.record_new_keys_to) if settings.trust_new_hosts else RejectPolicy()
@@ -160,7 +191,7 @@ def ensure_open(connection: Connection) -> None:
     each time on a fresh socket of our own."""
     if connection.is_connected:
         return
-    if connection.gateway is None:  # through a gateway, the socket is the gateway's channel
+    if not connection.gateway:  # through a gateway, the socket is the gateway's channel
         connection.connect_kwargs["sock"] = nodelay_socket(connection.host, connection.port, connection.connect_timeout or 10)
     try:
         connection.open()
@@ -168,25 +199,97 @@ def ensure_open(connection: Connection) -> None:
         connection.connect_kwargs.pop("sock", None)
 
 
-def open_connection(host: Host, settings: SshSettings) -> Connection:
-    """Connect now, turning SSH failures into a one-line HostFailure."""
-    from paramiko import BadHostKeyException, SSHException
+@functools.cache
+def _hop_class() -> type[Connection]:
+    from fabric import Connection
 
-    connection = connect(host, settings)
+    class Hop(Connection):
+        """A Fabric connection whose jump channel has a timeout and which closes its jump hosts with it."""
+
+        def open_gateway(self) -> Any:
+            self.gateway.open()
+            return self.gateway.transport.open_channel("direct-tcpip", (self.host, int(self.port)), ("", 0),
+                                                       timeout=self.connect_timeout)
+
+        def close(self) -> None:
+            super().close()
+            if self.gateway:
+                self.gateway.close()
+
+    return Hop
+
+
+def config_file(path: Path | None) -> SshConfigFile:
+    """The parsed ssh config, read again only when the file changes."""
     try:
-        ensure_open(connection)
+        stamp = path.stat().st_mtime_ns if path is not None else 0
+    except OSError:
+        stamp = -1
+    return _parsed(path, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(path: Path | None, stamp: int) -> SshConfigFile:
+    return SshConfigFile(path)
+
+
+def open_connection(host: Host, settings: SshSettings) -> Connection:
+    """Connect now, turning SSH failures into a one-line HostFailure naming the hop that failed."""
+    return open_route(connect(host, settings))
+
+
+def open_route(connection: Connection) -> Connection:
+    hops = _chain(connection)
+    for index, hop in enumerate(hops):
+        _open_hop(hop, hops[index - 1] if index else None)
+    return connection
+
+
+def _chain(connection: Connection) -> list[Connection]:
+    chain = [connection]
+    while chain[0].gateway:
+        chain.insert(0, chain[0].gateway)
+    return chain
+
+
+def _open_hop(hop: Connection, via: Connection | None) -> None:
+    from paramiko import AuthenticationException, BadHostKeyException, ChannelException, SSHException
+    from paramiko.auth_strategy import AuthFailure
+
+    from haops.sshkeys import KeyError_, tried
+
+    name = f"{hop.host}:{hop.port}"
+    role = "" if via is None else f" (through {via.host})"
+    try:
+        ensure_open(hop)
     except BadHostKeyException as exc:
-        raise HostFailure(f"host key of {host.connect_to} CHANGED (got {exc.key.get_name()} "
+        raise HostFailure(f"host key of {name}{role} CHANGED (got {exc.key.get_name()} "
                           f"{exc.key.get_fingerprint().hex()}); refusing to connect - if the host was rebuilt, "
                           f"remove its old key from known_hosts") from None
+    except KeyError_ as exc:
+        raise HostFailure(str(exc)) from None
+    except AuthFailure as exc:
+        raise HostFailure(f"authentication as {hop.user} refused by {name}{role}; offered: {tried(exc.result)}") from None
+    except AuthenticationException as exc:
+        raise HostFailure(f"authentication as {hop.user} refused by {name}{role}: {exc}") from None
+    except ChannelException as exc:
+        assert via is not None
+        raise HostFailure(f"{via.host} cannot reach {name}: {exc.text} (the jump host connected; the target did "
+                          f"not answer it)") from None
     except SSHException as exc:
         if "not found in known_hosts" in str(exc):
-            raise HostFailure(f"unknown host key for {host.connect_to}: it is not in known_hosts; verify the "
+            raise HostFailure(f"unknown host key for {hop.host}{role}: it is not in known_hosts; verify the "
                               f"host's fingerprint and add it, or run once with --trust-new-hosts") from None
-        raise HostFailure(f"ssh to {host.connect_to}: {exc}") from None
+        if via is not None and "opening channel" in str(exc):
+            raise HostFailure(f"{via.host} cannot reach {name} within {hop.connect_timeout}s (the jump host "
+                              f"connected; the target did not answer it)") from None
+        if "timeout" in str(exc).lower() or "banner" in str(exc).lower():
+            raise HostFailure(f"no SSH answer from {name}{role} within {hop.connect_timeout}s: {exc}") from None
+        raise HostFailure(f"ssh to {name}{role}: {exc}") from None
+    except (TimeoutError, socket.timeout):
+        raise HostFailure(f"no answer from {name}{role} within {hop.connect_timeout}s (timed out)") from None
     except OSError as exc:
-        raise HostFailure(f"cannot reach {host.connect_to}:{host.ssh_port or 22}: {exc.strerror or exc}") from None
-    return connection
+        raise HostFailure(f"cannot reach {name}{role}: {exc.strerror or exc}") from None
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,13 @@ keepalived starts every instance as BACKUP (only an address owner, priority 255,
 so a fresh VIP appears only after the master-down interval, 3 x advert_int plus skew: an apply
 that returned at once would hand `curl` a VIP nobody holds yet. Each round reads every VRRP host
 over apply's own connections, then connects from this machine to each service on a settled VIP,
-with an HTTP request for balancers that speak HTTP.
+with an HTTP request for balancers that speak HTTP (from a client host when this machine has no
+route to the VIP: a cluster behind a bastion).
 """
 
 from __future__ import annotations
 
+import shlex
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -56,14 +58,62 @@ def answer(address: str, port: int, http: bool) -> Answer:
     return Answer(port, False, f"no HTTP answer ({status_line[:40]!r})")
 
 
+def routable(address: str) -> bool:
+    """This machine has a route to the address (a UDP connect only looks the route up; nothing is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((address, 9))
+        except OSError:
+            return False
+    return True
+
+
+def remote_answer_script(address: str, port: int) -> str:
+    """One bounded curl on a host that reaches the VIP: the HTTP code and whether TCP connected."""
+    url = shlex.quote(f"http://{address}:{port}/")
+    return (f"curl -s -o /dev/null --connect-timeout {CONNECT_TIMEOUT_S:g} -m {CONNECT_TIMEOUT_S + ANSWER_TIMEOUT_S:g} "
+            f"-w '%{{http_code}} %{{time_connect}}' {url}; true")
+
+
+def parse_remote_answer(port: int, http: bool, output: str, source: str) -> Answer:
+    fields = output.split()
+    code, connected = (fields[0], float(fields[1])) if len(fields) == 2 and fields[0].isdigit() else ("000", 0.0)
+    if connected <= 0:
+        return Answer(port, False, f"no connection from {source}")
+    if not http:
+        return Answer(port, True, f"TCP from {source}")
+    return Answer(port, code != "000", f"HTTP {code} from {source}" if code != "000" else f"no HTTP answer at {source}")
+
+
+def answers_from(source: str, connections: Connections, address: str, services: list[Service],
+                 http: list[bool]) -> list[Answer]:
+    from haops.transport import HostFailure, run
+
+    found = []
+    for service, speaks in zip(services, http):
+        try:
+            ran = run(connections.get(source), remote_answer_script(address, service.port), timeout_s=10)
+            found.append(parse_remote_answer(service.port, speaks, ran.stdout, source))
+        except HostFailure as exc:
+            found.append(Answer(service.port, False, f"could not ask {source}: {exc}"))
+    return found
+
+
 def services_on_vip(inventory: Inventory, instance: VrrpInstance) -> list[Service]:
     return [s for s in inventory.services.values() if s.vip == instance.vip.ip]
 
 
-def answers(inventory: Inventory, instance: VrrpInstance) -> list[Answer]:
+def answers(inventory: Inventory, instance: VrrpInstance, connections: Connections) -> list[Answer]:
+    """From this machine; when it has no route to the VIP (a cluster behind a bastion), from the
+    first host in group 'client', over SSH."""
     known = balancers()
     services = services_on_vip(inventory, instance)
     http = [known[s.balancer].speaks_http if s.balancer in known else False for s in services]
+    if not routable(str(instance.vip.ip)):
+        clients = inventory.group("client")
+        if not clients:
+            return [Answer(s.port, True, "not tried: no route from this machine, no host in group 'client'") for s in services]
+        return answers_from(clients[0], connections, str(instance.vip.ip), services, http)
     with ThreadPoolExecutor(max_workers=max(1, len(services))) as pool:
         return list(pool.map(lambda pair: answer(str(instance.vip.ip), pair[0].port, pair[1]), zip(services, http)))
 
@@ -89,7 +139,7 @@ def look(inventory: Inventory, instances: list[VrrpInstance], connections: Conne
     rounds = []
     for view in read_vips(inventory, instances, connections):
         settled = view.problem is None
-        rounds.append(Round(view, tuple(answers(inventory, view.instance)) if settled else ()))
+        rounds.append(Round(view, tuple(answers(inventory, view.instance, connections)) if settled else ()))
     return rounds
 
 

@@ -16,6 +16,10 @@ from haops.errors import UserError
 
 if TYPE_CHECKING:
     from haops.lab import Lab
+    from haops.lab.state import Private
+    from haops.lab.topology import InventoryLab
+
+BASTION = "bastion"
 
 app = typer.Typer(help="Build a lab of real SSH hosts on this machine (network namespaces + sshd), "
                        "break them on purpose, tear them down.", no_args_is_help=True)
@@ -69,10 +73,20 @@ def up(inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help=
         source = hosts_from_inventory(inventory) if inventory else None
         network = (source.network if source else None) or DEFAULT_NETWORK
         lab = Lab(name or (source.name if source else None) or DEFAULT_LAB_NAME, IPv4Network(network), state_root,
-                  source.network6 if source else None)
+                  source.network6 if source else None, private_of(source) if source else None)
         lab.up(source.hosts if source else None, source.text if source else None)
         typer.echo(f"lab {lab.name!r} is up: {len(lab.hosts)} hosts on {lab.network}; "
                    f"ssh -F {lab.ssh_config} HOST; inventory: {lab.inventory_path}")
+
+
+def private_of(source: InventoryLab) -> Private | None:
+    """The inventory's private network and its bastion (a lab host named 'bastion')."""
+    from haops.lab import LabHost
+    from haops.lab.state import Private
+
+    if source.private_network is None or source.bastion is None:
+        return None
+    return Private(source.private_network, LabHost(BASTION, source.bastion, ("bastion",)))
 
 
 @app.command()

@@ -21,6 +21,10 @@ class LabSettings:
     name: str
     network: IPv4Network
     network6: IPv6Network | None = None
+    # A second lab network the machine has no route to, reached only through a bastion host
+    # (at `bastion` on `network`, and at the private network's first address).
+    private_network: IPv4Network | None = None
+    bastion: IPv4Address | None = None
 
 
 @dataclass(frozen=True)

@@ -94,11 +94,20 @@ class InventoryParser(ServiceReader, ZoneReader, DrbdReader, VrrpReader, Postgre
     def _lab(self, raw: Any) -> LabSettings | None:
         if raw is None:
             return None
-        data = self.r.mapping(raw, ("lab",), ("name", "network", "network6"))
+        data = self.r.mapping(raw, ("lab",), ("name", "network", "network6", "private_network", "bastion"))
         name = self.r.field(data, ("lab",), "name", values.lab_name, "haops")
-        network = self.r.field(data, ("lab",), "network", _lab_network, None)
+        network = self.r.field(data, ("lab",), "network", _lab_network, None) or _lab_network("10.213.0.0/24")
         network6 = self.r.field(data, ("lab",), "network6", _lab_network6, None)
-        return LabSettings(name, network or _lab_network("10.213.0.0/24"), network6)
+        private = self.r.field(data, ("lab",), "private_network", _lab_network, None)
+        bastion = self.r.field(data, ("lab",), "bastion", values.ipv4, None)
+        if (private is None) != (bastion is None):
+            self.r.problem(("lab",), "private_network and bastion go together: the bastion (an address on the lab "
+                                     "network) is the only way to the private network's hosts")
+        elif private is not None and private.overlaps(network):
+            self.r.problem(("lab", "private_network"), f"{private} overlaps the lab network {network}")
+        elif bastion is not None and bastion not in network:
+            self.r.problem(("lab", "bastion"), f"{bastion} is not on the lab network {network}")
+        return LabSettings(name, network, network6, private, bastion)
 
     def _hosts(self, top: dict[str, Any]) -> dict[str, Host]:
         common = self._vars(top.get("vars"), ("vars",))

@@ -24,6 +24,8 @@ from haops.lab.naming import (
     mac_address,
     netns_name,
     netns_prefix,
+    private_bridge_name,
+    private_veth_name,
     veth_name,
 )
 from haops.lab.network import DEFAULT_NETWORK
@@ -39,9 +41,11 @@ from haops.lab.state import (
     HostPaths,
     LabPaths,
     LabRecord,
+    Private,
     check_state_root,
     default_state_root,
 )
+from haops.inventory.model import Host
 from haops.lab.topology import LabHost, default_hosts, inventory_yaml
 
 if TYPE_CHECKING:
@@ -65,11 +69,15 @@ class Lab:
     """One named lab. Every kernel object and file it makes is keyed on its name."""
 
     def __init__(self, name: str = DEFAULT_LAB_NAME, network: IPv4Network = DEFAULT_NETWORK,
-                 state_root: Path | None = None, network6: IPv6Network | None = None) -> None:
+                 state_root: Path | None = None, network6: IPv6Network | None = None,
+                 private: Private | None = None) -> None:
         self.name = check_lab_name(name)
         self.network = _check_network(network)
         self.network6 = _check_network6(network6) if network6 else None
         self.paths = LabPaths(check_state_root(state_root or default_state_root()), self.name)
+        self.private = private
+        if private is not None:
+            _check_private(private, self.network)
 
     @classmethod
     def existing(cls, name: str = DEFAULT_LAB_NAME, state_root: Path | None = None) -> Lab:
@@ -78,7 +86,7 @@ class Lab:
         if not paths.record.exists():
             raise LabError(f"no lab named {name!r} is up (no {paths.record}); run `haops lab up`")
         record = LabRecord.load(paths.record)
-        return cls(name, record.network, paths.root, record.network6)
+        return cls(name, record.network, paths.root, record.network6, record.private)
 
     # --- files other code uses ---------------------------------------------------
 
@@ -108,6 +116,15 @@ class Lab:
             return ()
         return LabRecord.load(self.paths.record).hosts
 
+    def network_of(self, address: IPv4Address | IPv6Address) -> IPv4Network:
+        """The lab network a host address is on: the lab network, or the private one."""
+        if self.private is not None and address in self.private.network:
+            return self.private.network
+        return self.network
+
+    def behind_bastion(self, host: LabHost) -> bool:
+        return self.network_of(host.address) != self.network
+
     def host(self, name: str) -> LabHost:
         for candidate in self.hosts:
             if candidate.name == name:
@@ -131,6 +148,8 @@ class Lab:
         """Build the lab (idempotent: a running lab with the same hosts is left as it is)."""
         require_root_and_tools()
         wanted = tuple(hosts) if hosts is not None else default_hosts(self.network)
+        if self.private is not None and self.private.bastion not in wanted:
+            wanted += (self.private.bastion,)
         self._check_hosts(wanted)
         self._check_matches_running(wanted)
         network.install_safety_route()  # before anything else is created
@@ -145,6 +164,8 @@ class Lab:
             self.paths.netns_mount_marker.touch()
         gateway6 = network.gateway_interface6(self.network6) if self.network6 else None
         network.ensure_bridge(self.bridge, mac_address(self.name), network.gateway_interface(self.network), gateway6)
+        if self.private is not None:
+            network.ensure_bridge(private_bridge_name(self.name), mac_address(self.name, "-pb"), None)
         stopped = [h for h in wanted if lab_host.running_init(self.paths.host(h.name)) is None]
         _for_each(stopped, self._boot)
 
@@ -157,13 +178,14 @@ class Lab:
         ip_batch([f"link del {v}" for v in veths] +
                  [f"netns del {n}" for n in network.netns_names(netns_prefix(self.name))])
         network.delete_bridge(self.bridge)
+        network.delete_bridge(private_bridge_name(self.name))
         network.release_netns_dir(self.paths.netns_mount_marker)
         self._remove_state_dir()
 
     # --- looking at it -------------------------------------------------------------
 
     def status(self) -> list[LabHostStatus]:
-        def one(h: LabHost) -> LabHostStatus:
+        def one(h: LabHost) -> LabHostStatus:  # ssh as a user would: through the bastion for hosts behind it
             up = lab_host.running_init(self.paths.host(h.name)) is not None
             return LabHostStatus(h.name, h.address, up, up and ssh_works(self.ssh_config, h.name))
 
@@ -177,9 +199,10 @@ class Lab:
     def connection(self, host: str) -> Connection:
         """A Fabric connection to the host that refuses unknown host keys."""
         from haops.session import lab_settings
-        from haops.transport import connect_to
+        from haops.transport import connect
 
-        return connect_to(str(self.host(host).address), None, "root", self.identity, lab_settings(self))
+        target = self.host(host)
+        return connect(Host(target.name, target.address), lab_settings(self))
 
     # --- faults --------------------------------------------------------------------
 
@@ -187,7 +210,7 @@ class Lab:
         """Power off: every process dies, the cable is pulled; the disk is kept."""
         name = self.host(host).name
         _power_off(self.paths.host(name))
-        network.unplug(self.netns(name), self.veth(name))
+        self._unplug(name)
 
     def boot(self, host: str) -> None:
         """Power on after a crash: fresh /run, /tmp and network stack; only sshd runs."""
@@ -230,7 +253,7 @@ class Lab:
         seen: dict[IPv4Address | IPv6Address, str] = {}
         for h in hosts:
             check_host_name(h.name)
-            network.check_host_address(h.name, h.address, self.network)
+            network.check_host_address(h.name, h.address, self.network_of(h.address))
             if h.address6 is not None:
                 network.check_host_address6(h.name, h.address6, self.network6)
             addresses: list[IPv4Address | IPv6Address] = [h.address, *([h.address6] if h.address6 else [])]
@@ -251,12 +274,13 @@ class Lab:
 
     def _write_files(self, hosts: Sequence[LabHost], inventory_text: str | None) -> None:
         self.paths.lab_dir.mkdir(parents=True, exist_ok=True)
-        LabRecord(self.name, self.network, tuple(hosts), self.network6).save(self.paths.record)
+        LabRecord(self.name, self.network, tuple(hosts), self.network6, self.private).save(self.paths.record)
         client_key = keys.ensure(self.identity, f"haops-lab-{self.name}")
         host_keys = {h: self._prepare_host_disk(h, hosts, client_key) for h in hosts}
         self.known_hosts.write_text(known_hosts_text(host_keys))
-        self.ssh_config.write_text(ssh_config_text(hosts, self.identity, self.known_hosts, self.name))
-        self.inventory_path.write_text(inventory_yaml(self.name, self.network, tuple(hosts), inventory_text, self.network6))
+        self.ssh_config.write_text(ssh_config_text(hosts, self.identity, self.known_hosts, self.name, self._jumps(hosts)))
+        self.inventory_path.write_text(inventory_yaml(self.name, self.network, tuple(hosts), inventory_text,
+                                                      self.network6, self.private))
 
     def _prepare_host_disk(self, target: LabHost, hosts: Sequence[LabHost], client_key: str) -> str:
         paths = self.paths.host(target.name)
@@ -275,15 +299,32 @@ class Lab:
     def _boot(self, target: LabHost) -> None:
         paths = self.paths.host(target.name)
         netns, veth = self.netns(target.name), self.veth(target.name)
-        network.unplug(netns, veth)  # leftovers of an unclean stop
-        address = IPv4Interface(f"{target.address}/{self.network.prefixlen}")
+        self._unplug(target.name)  # leftovers of an unclean stop
+        on = self.network_of(target.address)
+        bridge = self.bridge if on == self.network else private_bridge_name(self.name)
+        address = IPv4Interface(f"{target.address}/{on.prefixlen}")
         address6 = IPv6Interface(f"{target.address6}/{self.network6.prefixlen}") if target.address6 and self.network6 else None
-        network.plug(netns, veth, mac_address(self.name, target.name), self.bridge, address, address6)
+        network.plug(netns, veth, mac_address(self.name, target.name), bridge, address, address6)
+        if self.private is not None and target == self.private.bastion:
+            leg = IPv4Interface(f"{self.private.bastion_leg}/{self.private.network.prefixlen}")
+            network.plug_second(netns, private_veth_name(self.name, target.name),
+                                mac_address(self.name, f"{target.name}.p"), private_bridge_name(self.name), leg)
         lab_host.record_processes(paths, lab_host.power_on(paths, target.name, netns, self.paths.root))
-        if not wait_for_sshd(target.address):
+        if not wait_for_sshd(target.address, netns=netns if on != self.network else None):
             log = paths.console_log.read_text(errors="replace")[-2000:] if paths.console_log.exists() else ""
             raise LabError(f"host {target.name}: sshd did not answer on {target.address}:22\n{log}")
         link.apply(paths, netns, veth, self.link_state(target.name))
+
+    def _unplug(self, name: str) -> None:
+        if self.private is not None and name == self.private.bastion.name:
+            network.delete_link(private_veth_name(self.name, name))
+        network.unplug(self.netns(name), self.veth(name))
+
+    def _jumps(self, hosts: Sequence[LabHost]) -> dict[str, str]:
+        """host -> the bastion that is the only way to it."""
+        if self.private is None:
+            return {}
+        return {h.name: self.private.bastion.name for h in hosts if self.behind_bastion(h)}
 
     def _remove_state_dir(self) -> None:
         lab_dir = self.paths.lab_dir
@@ -299,6 +340,11 @@ class Lab:
 def _power_off(paths: HostPaths) -> None:
     link.stop_delayer(paths)
     lab_host.power_off(paths)
+
+
+def _check_private(private: Private, lab_network: IPv4Network) -> None:
+    network.check_private_network(private.network, lab_network)
+    network.check_host_address(private.bastion.name, private.bastion.address, lab_network)
 
 
 def _check_network(value: IPv4Network) -> IPv4Network:

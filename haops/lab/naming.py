@@ -1,6 +1,7 @@
 """Names of a lab's kernel objects, all keyed on the lab name so two labs never collide.
 
 bridge  <lab>-br       (lab names never contain '_', so it cannot match a veth)
+        <lab>-pb       the private network's bridge: hosts behind the bastion, no machine address
 veth    <lab>_<host>   (machine side; a short digest when that exceeds 15 characters)
 netns   <lab>_<host>
 """
@@ -33,6 +34,15 @@ def check_host_name(name: str) -> str:
 
 def bridge_name(lab: str) -> str:
     return f"{lab}-br"
+
+
+def private_bridge_name(lab: str) -> str:
+    return f"{lab}-pb"
+
+
+def private_veth_name(lab: str, host: str) -> str:
+    """The bastion's second cable ('.' is in no host name, so it never names another host's veth)."""
+    return veth_name(lab, f"{host}.p")
 
 
 def veth_name(lab: str, host: str) -> str:

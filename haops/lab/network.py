@@ -15,6 +15,7 @@ SAFETY_NET6 = IPv6Network("fd00:213::/48")
 DEFAULT_NETWORK = IPv4Network("10.213.0.0/24")
 NETNS_DIR = Path("/run/netns")
 HOST_INTERFACE = "eth0"
+SECOND_INTERFACE = "eth1"
 
 
 def check_lab_network(network: IPv4Network) -> IPv4Network:
@@ -33,6 +34,11 @@ def machine_has_ipv6() -> bool:
     """IPv6 is built into this kernel and not disabled (sysctl net.ipv6.conf.all.disable_ipv6)."""
     disabled = Path("/proc/sys/net/ipv6/conf/all/disable_ipv6")
     return disabled.exists() and disabled.read_text().strip() == "0"
+def check_private_network(private: IPv4Network, network: IPv4Network) -> IPv4Network:
+    check_lab_network(private)
+    if private.overlaps(network):
+        raise LabError(f"the private network {private} overlaps the lab network {network}; give it a /24 of its own")
+    return private
 
 
 def gateway_interface(network: IPv4Network) -> IPv4Interface:
@@ -84,17 +90,18 @@ def interface_exists(name: str) -> bool:
     return Path("/sys/class/net", name).exists()
 
 
-def ensure_bridge(bridge: str, mac: str, gateway: IPv4Interface, gateway6: IPv6Interface | None = None) -> None:
+def ensure_bridge(bridge: str, mac: str, gateway: IPv4Interface | None, gateway6: IPv6Interface | None = None) -> None:
+    """The lab's switch; `gateway` None: a switch the machine has no address on (nothing routes to it)."""
     if interface_exists(bridge):
         return
     if gateway6 is None:
         ip_batch([f"link add {bridge} address {mac} type bridge",
-                  f"addr add {gateway} dev {bridge}",
+                  *([f"addr add {gateway} dev {bridge}"] if gateway is not None else []),
                   f"link set {bridge} up"])
         return
     # No MLD snooping: without a querier it would come to drop VRRPv3 and neighbour discovery multicast.
     ip_batch([f"link add {bridge} address {mac} type bridge mcast_snooping 0",
-              f"addr add {gateway} dev {bridge}",
+              *([f"addr add {gateway} dev {bridge}"] if gateway is not None else []),
               f"addr add {gateway6} dev {bridge} nodad",
               f"link set {bridge} up"])
 
@@ -121,12 +128,24 @@ def plug(netns: str, veth: str, mac: str, bridge: str, address: IPv4Interface,
               f"link set {HOST_INTERFACE} up"], netns=netns)
 
 
+def plug_second(netns: str, veth: str, mac: str, bridge: str, address: IPv4Interface) -> None:
+    """A second cable into an existing namespace (the bastion's leg on the private network)."""
+    ip_batch([f"link add {veth} type veth peer name {SECOND_INTERFACE} address {mac} netns {netns}",
+              f"link set {veth} master {bridge} up"])
+    ip_batch([f"addr add {address} dev {SECOND_INTERFACE}", f"link set {SECOND_INTERFACE} up"], netns=netns)
+
+
 def unplug(netns: str, veth: str) -> None:
     """Delete the veth pair first (synchronous), then the namespace."""
     lines = [f"link del {veth}"] if interface_exists(veth) else []
     if netns_exists(netns):
         lines.append(f"netns del {netns}")
     ip_batch(lines)
+
+
+def delete_link(name: str) -> None:
+    if interface_exists(name):
+        run(["ip", "link", "del", name])
 
 
 def netns_exists(name: str) -> bool:

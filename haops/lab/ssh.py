@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 import shlex
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Address
 from pathlib import Path
 
 from haops.lab.topology import LabHost
+
+CLONE_NEWNET = 0x40000000
+LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 def known_hosts_text(host_keys: dict[LabHost, str]) -> str:
     return "".join(f"{host.name},{host.address} {key}\n" for host, key in host_keys.items())
 
 
-def ssh_config_text(hosts: Sequence[LabHost], identity: Path, known_hosts: Path, lab: str) -> str:
+def ssh_config_text(hosts: Sequence[LabHost], identity: Path, known_hosts: Path, lab: str,
+                    jumps: Mapping[str, str] | None = None) -> str:
+    """Each host by name; `jumps` (host -> bastion): hosts reachable only through a bastion."""
+    jumps = jumps or {}
     blocks = [f"# haops lab {lab!r}: ssh -F {identity.parent / 'ssh_config'} HOST\n"]
-    blocks += [f"Host {h.name}\n    HostName {h.address}\n" for h in hosts]
+    blocks += [f"Host {h.name}\n    HostName {h.address}\n" + (f"    ProxyJump {jumps[h.name]}\n" if h.name in jumps else "")
+               for h in hosts]
+    blocks += [f"Host {h.address}\n    ProxyJump {jumps[h.name]}\n" for h in hosts if h.name in jumps]
     patterns = " ".join([h.name for h in hosts] + [str(h.address) for h in hosts])
     blocks.append(
         f"Host {patterns}\n"
@@ -69,10 +80,34 @@ def sshd_answers(address: IPv4Address, timeout: float = 0.5) -> bool:
         return False
 
 
-def wait_for_sshd(address: IPv4Address, timeout: float = 10) -> bool:
+def wait_for_sshd(address: IPv4Address, timeout: float = 10, netns: str | None = None) -> bool:
+    """Wait for the banner; from inside `netns` for a host the machine has no route to."""
+    if netns is not None:
+        return in_netns(netns, lambda: wait_for_sshd(address, timeout))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if sshd_answers(address):
             return True
         time.sleep(0.01)
     return False
+
+
+def in_netns(netns: str, probe: Callable[[], bool]) -> bool:
+    """Run `probe` in a thread of its own that has entered the network namespace (setns moves only
+    the calling thread; that thread then ends, so no other code ever runs in the namespace)."""
+    answer: list[bool] = []
+
+    def enter_and_probe() -> None:
+        descriptor = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+        try:
+            if LIBC.setns(descriptor, CLONE_NEWNET) != 0:
+                answer.append(False)
+                return
+        finally:
+            os.close(descriptor)
+        answer.append(probe())
+
+    thread = threading.Thread(target=enter_and_probe, name=f"netns-{netns}", daemon=True)
+    thread.start()
+    thread.join()
+    return bool(answer and answer[0])

@@ -106,6 +106,20 @@ class LabPaths:
 
 
 @dataclass(frozen=True)
+class Private:
+    """A second lab network the machine has no route to: its hosts are reached through `bastion`
+    (a lab host on the lab network with a second cable here, at the network's first address)."""
+
+    network: IPv4Network
+    bastion: LabHost
+
+    @property
+    def bastion_leg(self) -> IPv4Address:
+        """The bastion's address on the private network."""
+        return self.network[1]
+
+
+@dataclass(frozen=True)
 class LabRecord:
     """What `up` built, so every later command knows the lab without the inventory."""
 
@@ -113,13 +127,18 @@ class LabRecord:
     network: IPv4Network
     hosts: tuple[LabHost, ...]
     network6: IPv6Network | None = None
+    private: Private | None = None
 
     def save(self, path: Path) -> None:
-        data = {"name": self.name, "network": str(self.network),
-                **({"network6": str(self.network6)} if self.network6 else {}),
-                "hosts": [{"name": h.name, "address": str(h.address), "groups": list(h.groups),
-                           **({"address6": str(h.address6)} if h.address6 else {})}
-                          for h in self.hosts]}
+        data: dict[str, object] = {
+            "name": self.name, "network": str(self.network),
+            **({"network6": str(self.network6)} if self.network6 else {}),
+            "hosts": [{"name": h.name, "address": str(h.address), "groups": list(h.groups),
+                       **({"address6": str(h.address6)} if h.address6 else {})}
+                      for h in self.hosts]}
+        if self.private is not None:
+            data["private"] = {"network": str(self.private.network), "bastion": self.private.bastion.name,
+                               "bastion_address": str(self.private.bastion.address)}
         path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
@@ -129,4 +148,8 @@ class LabRecord:
                               IPv6Address(h["address6"]) if h.get("address6") else None)
                       for h in data["hosts"])
         network6 = IPv6Network(data["network6"]) if data.get("network6") else None
-        return cls(data["name"], IPv4Network(data["network"]), hosts, network6)
+        private = data.get("private")
+        return cls(data["name"], IPv4Network(data["network"]), hosts, network6,
+                   Private(IPv4Network(private["network"]),
+                           LabHost(private["bastion"], IPv4Address(private["bastion_address"]), ("bastion",)))
+                   if private else None)

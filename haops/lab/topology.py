@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
+
+if TYPE_CHECKING:
+    from haops.lab.state import Private
 
 # name, offset in the lab network, group
 DEFAULT_TOPOLOGY = (
@@ -34,6 +38,8 @@ class InventoryLab:
     hosts: tuple[LabHost, ...]
     text: str
     network6: IPv6Network | None = None
+    private_network: IPv4Network | None = None
+    bastion: IPv4Address | None = None
 
 
 def default_hosts(network: IPv4Network) -> tuple[LabHost, ...]:
@@ -55,13 +61,17 @@ def hosts_from_inventory(path: Path) -> InventoryLab:
         hosts.append(LabHost(h.name, h.address, tuple(h.groups), h.address6))
     lab = inventory.lab
     return InventoryLab(lab.name if lab else None, lab.network if lab else None, tuple(hosts),
-                        path.read_text(encoding="utf-8"), lab.network6 if lab else None)
+                        path.read_text(encoding="utf-8"), lab.network6 if lab else None,
+                        lab.private_network if lab else None, lab.bastion if lab else None)
 
 
-def inventory_yaml(name: str, network: IPv4Network, hosts: tuple[LabHost, ...],
-                   base_text: str | None = None, network6: IPv6Network | None = None) -> str:
+def inventory_yaml(name: str, network: IPv4Network, hosts: tuple[LabHost, ...], base_text: str | None = None,
+                   network6: IPv6Network | None = None, private: Private | None = None) -> str:
     """The running lab's inventory: the given one with its `lab:` section set, or a fresh one."""
     lab_section = {"name": name, "network": str(network), **({"network6": str(network6)} if network6 else {})}
+    if private is not None:
+        lab_section |= {"private_network": str(private.network), "bastion": str(private.bastion.address)}
+        hosts = tuple(h for h in hosts if h != private.bastion)
     if base_text is not None:
         data = yaml.safe_load(base_text)
         if data.get("lab") == lab_section:
@@ -69,8 +79,8 @@ def inventory_yaml(name: str, network: IPv4Network, hosts: tuple[LabHost, ...],
         data["lab"] = lab_section
         return yaml.safe_dump(data, sort_keys=False)
     lines = ["# haops lab inventory, written by `haops lab up`", "lab:",
-             f"  name: {name}", f"  network: {network}", "hosts:"]
-    lines[4:4] = [f"  network6: '{network6}'"] if network6 else []
+             *(f"  {key}: '{value}'" if ":" in value else f"  {key}: {value}" for key, value in lab_section.items()),
+             "hosts:"]
     lines += [f"  {h.name}: {{address: {h.address}, {_address6(h)}groups: [{', '.join(h.groups)}]}}" for h in hosts]
     return "\n".join(lines) + "\n"
 

@@ -12,7 +12,7 @@ from ipaddress import ip_network
 from haops.inventory.model import Service, Zone, endpoint
 from haops.targets.base import AFFINITY, LEAST, SPLIT, TrafficPromise
 from haops.verify import expect
-from haops.verify.context import VerifyContext
+from haops.verify.context import LOCAL, VerifyContext
 from haops.verify.probes import (
     Response,
     by_backend,
@@ -124,10 +124,10 @@ def affinity_probes(ctx: VerifyContext, service: Service, key: str, sources: lis
 @contextmanager
 def extra_sources(ctx: VerifyContext, hashed_key: str, wanted: int = 6) -> Iterator[list[str]]:
     """In the lab, spare lab addresses on the client, so source hashing sees several clients."""
-    if ctx.lab is None or not ctx.faults or hashed_key != "source":
+    if ctx.lab is None or not ctx.faults or hashed_key != "source" or ctx.source == LOCAL:
         yield []
         return
-    network = ctx.lab.network
+    network = ctx.lab.network_of(ctx.inventory.hosts[ctx.clients[0]].address)
     taken = ({h.address for h in ctx.inventory.hosts.values()} | {s.vip for s in ctx.inventory.services.values()}
              | {v.vip.ip for v in ctx.inventory.vrrp.values()} | {network[1]})
     spare = [str(a) for a in reversed(list(network.hosts())) if a not in taken][:wanted]

@@ -21,7 +21,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
     inv = inventory.load(os.environ["HAOPS_VERIFY_INVENTORY"])
     faults = {"1": True, "0": False}.get(os.environ.get("HAOPS_VERIFY_FAULTS", ""))
-    results = verify(inv, settings_for(inv), faults)
+    results = verify(inv, settings_for(inv), faults, source=os.environ.get("HAOPS_VERIFY_FROM") or None)
     metafunc.parametrize("result", results, ids=[f"{r.check}:{r.subject}" for r in results])
 
 

@@ -11,7 +11,7 @@ from haops.session import running_lab
 from haops.transport import HostFailure, SshSettings
 from haops.targets.base import TrafficPromise
 from haops.verify import behaviour
-from haops.verify.context import VerifyContext
+from haops.verify.context import NO_SOURCE, VerifyContext, check_source
 from haops.verify.result import FAIL, SKIP, CheckResult
 from haops.verify.state import state_checks
 
@@ -47,13 +47,25 @@ def guarded(check: Callable[[], CheckResult | list[CheckResult]]) -> list[CheckR
     return outcome if isinstance(outcome, list) else [outcome]
 
 
+def no_source_note(inventory: Inventory, source: str | None) -> str | None:
+    """Said once, at the top, when there is nowhere to send traffic from (and it is not sent)."""
+    if source is not None or inventory.group("client") or not (inventory.services or inventory.zones):
+        return None
+    return NO_SOURCE
+
+
 def verify(inventory: Inventory, settings: SshSettings, faults: bool | None = None,
-           progress: Progress = lambda _: None) -> list[CheckResult]:
-    """`faults`: allow stopping backends and slowing links; default: only inside a running lab."""
+           progress: Progress = lambda _: None, source: str | None = None) -> list[CheckResult]:
+    """`faults`: allow stopping backends and slowing links; default: only inside a running lab.
+    `source`: where traffic goes from (a host, or "local"); default: the first host in group 'client'."""
     lab = running_lab(inventory)
-    ctx = VerifyContext(inventory, settings, lab, lab is not None if faults is None else faults)
+    ctx = VerifyContext(inventory, settings, lab, lab is not None if faults is None else faults,
+                        source=check_source(inventory, source))
     progress("state checks")
     results = state_checks(inventory, settings, list(inventory.hosts))
+    if no_source_note(inventory, source) is not None:
+        return results + [CheckResult("traffic", "all services", "measured traffic", "not sent: no traffic source "
+                                      "(see the note above)", SKIP)]
     try:
         for check in traffic_checks(ctx):
             progress("traffic checks")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import shlex
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,7 @@ from haops.inventory.model import Inventory, endpoint
 from haops.targets import targets_by_host
 from haops.targets.base import Target
 from haops.targets.daemon import Daemon
-from haops.transport import USER_KNOWN_HOSTS, SshSettings
+from haops.transport import USER_KNOWN_HOSTS, SshSettings, route
 from haops.verify.result import SKIP, CheckResult, timed, verdict
 
 if TYPE_CHECKING:
@@ -25,13 +26,15 @@ def testinfra_host(inventory: Inventory, name: str, settings: SshSettings) -> Ho
     import testinfra
 
     host = inventory.hosts[name]
-    user = host.ssh_user or settings.forced_user or getpass.getuser()
-    port = f":{host.ssh_port}" if host.ssh_port else ""
-    known = " ".join(str(p) for p in (settings.known_hosts or (USER_KNOWN_HOSTS,)))
-    extra = f"-o StrictHostKeyChecking=yes -o BatchMode=yes -o UserKnownHostsFile={known} -o GlobalKnownHostsFile=/dev/null"
+    # ssh reads the same config file as haops' own connections, so aliases and ProxyJump agree.
+    to = route(host, settings)
+    user = to.user or settings.forced_user or getpass.getuser()
+    known = " ".join(str(p) for p in (settings.known_hosts or (*to.known_hosts, USER_KNOWN_HOSTS)))
+    extra = f"-o StrictHostKeyChecking=yes -o BatchMode=yes -o UserKnownHostsFile={shlex.quote(known)} -o GlobalKnownHostsFile=/dev/null"
     identity = host.ssh_key or (str(settings.identity) if settings.identity else None)
-    return testinfra.get_host(f"ssh://{user}@{host.connect_to}{port}", ssh_extra_args=extra, ssh_identity_file=identity,
-                              controlpersist=0, timeout=settings.connect_timeout_s)
+    config = str(settings.ssh_config) if settings.ssh_config is not None and settings.ssh_config.is_file() else None
+    return testinfra.get_host(f"ssh://{user}@{to.alias}:{to.port}", ssh_extra_args=extra, ssh_identity_file=identity,
+                              ssh_config=config, controlpersist=0, timeout=settings.connect_timeout_s)
 
 
 def host_checks(inventory: Inventory, name: str, targets: list[Target], settings: SshSettings) -> list[CheckResult]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from haops.lab import Lab
-from haops.lab.naming import bridge_name, netns_prefix
+from haops.lab.naming import bridge_name, netns_prefix, private_bridge_name
 
 TEST_LAB = "hatest"
 TEST_NETWORK = IPv4Network("10.213.7.0/24")
@@ -48,7 +48,7 @@ def leftovers(lab_name: str, state_dir: Path, pid_namespaces: set[str]) -> list[
     found = [f"netns {n}" for n in os.listdir("/run/netns")
              if n.startswith(netns_prefix(lab_name))] if Path("/run/netns").exists() else []
     found += [f"interface {i}" for i in os.listdir("/sys/class/net")
-              if i.startswith(netns_prefix(lab_name)) or i == bridge_name(lab_name)]
+              if i.startswith(netns_prefix(lab_name)) or i in (bridge_name(lab_name), private_bridge_name(lab_name))]
     mounts = Path("/proc/self/mountinfo").read_text()
     found += [f"mount {line.split()[4]}" for line in mounts.splitlines()
               if str(state_dir) in line or f"/run/netns/{netns_prefix(lab_name)}" in line]
