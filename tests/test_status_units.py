@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from haops import inventory
-from haops.apply.vips import answer
+from haops.apply.vips import answer, remote_answer_script, routable
 from haops.inventory.model import Inventory, VrrpInstance
 from haops.status import ClusterStatus, VipView, as_json
 from haops.targets import apache, haproxy, keepalived
@@ -270,3 +270,9 @@ def test_answer_refused() -> None:
         port = taken.getsockname()[1]
     said = answer("127.0.0.1", port, http=False)
     assert not said.ok and "ConnectionRefused" in said.said
+
+
+def test_an_ipv6_vip_is_asked_in_its_own_family_and_in_brackets() -> None:
+    assert routable("::1"), "an IPv6 address looks its route up over IPv6, not as an IPv4 name"
+    script = remote_answer_script("fd00:213:0:50::100", 80)
+    assert "http://[fd00:213:0:50::100]:80/" in script

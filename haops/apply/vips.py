@@ -60,7 +60,8 @@ def answer(address: str, port: int, http: bool) -> Answer:
 
 def routable(address: str) -> bool:
     """This machine has a route to the address (a UDP connect only looks the route up; nothing is sent)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
         try:
             probe.connect((address, 9))
         except OSError:
@@ -70,7 +71,7 @@ def routable(address: str) -> bool:
 
 def remote_answer_script(address: str, port: int) -> str:
     """One bounded curl on a host that reaches the VIP: the HTTP code and whether TCP connected."""
-    url = shlex.quote(f"http://{address}:{port}/")
+    url = shlex.quote(f"http://{endpoint(address, port)}/")
     return (f"curl -s -o /dev/null --connect-timeout {CONNECT_TIMEOUT_S:g} -m {CONNECT_TIMEOUT_S + ANSWER_TIMEOUT_S:g} "
             f"-w '%{{http_code}} %{{time_connect}}' {url}; true")
 
