@@ -116,7 +116,7 @@ def _hop(target: Route, settings: SshSettings, gateway: Connection | None) -> Co
     name = target.hostname if target.port in (None, 22) else f"[{target.hostname}]:{target.port}"  # as paramiko looks it up
     if settings.use_user_known_hosts:  # ~/.ssh/known_hosts as paramiko's system keys: they win
         for key_type, host_key in known_keys(USER_KNOWN_HOSTS, name).items():
-            client.get_system_host_keys().add(name, key_type, host_key)
+            client._system_host_keys.add(name, key_type, host_key)  # what load_system_host_keys fills; no public getter
     # Known_hosts given to the run win over the config's UserKnownHostsFile, as the inventory wins over it.
     for path in settings.known_hosts or target.known_hosts:
         for key_type, host_key in known_keys(path, name).items():
