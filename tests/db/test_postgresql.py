@@ -45,7 +45,7 @@ def test_standbys_seeded_and_a_second_apply_neither_reseeds_nor_restarts(replica
         assert sql(replicated, host, "SELECT pg_is_in_recovery()") == "t"
         assert before[host][3] == primary_id  # a copy of the primary (pg_basebackup), not its own initdb
         replicated.sh(host, f"touch {layout.DATA}/sentinel")  # a re-seed would delete it
-    assert sql(replicated, "db1", "SELECT string_agg(application_name || ':' || sync_state, ',' ORDER BY 1) "
+    assert sql(replicated, "db1", "SELECT string_agg(application_name || ':' || sync_state, ',' ORDER BY application_name) "
                                   "FROM pg_stat_replication") == "db2:quorum,db3:quorum"
     again = apply_all(replicated)
     assert [(o.report.host, o.report.changed, o.report.reloads, o.report.ok) for o in again] == [
