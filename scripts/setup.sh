@@ -14,7 +14,7 @@ PACKAGES+=(
   openssh-server openssh-client iputils-ping
   vagrant vagrant-libvirt
   ansible-core  # `ansible-inventory --list` for `haops inventory from-ansible` and its tests
-  pipx          # the README's `pipx install`, tested by tests/test_plain_install.py
+  pipx          # the README's `pipx install`, which tests/admin/test_plain_install.py runs
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,7 +1,7 @@
 """A plain install of the wheel, with nothing but its declared dependencies, runs every command.
 
-The wheel is built from this checkout, installed into a fresh virtualenv without the test
-extras, and run from a temporary folder (never the checkout) against the admin lab: inventory,
+The wheel is built from this checkout, installed with `pipx install` as the README says (no test
+extras), and run from a temporary folder (never the checkout) against the admin lab: inventory,
 render, validate, apply, verify, status, drill, switchover, failback, metrics and lab commands.
 """
 
@@ -24,17 +24,21 @@ pytestmark = [pytest.mark.package, pytest.mark.lab]
 
 @pytest.fixture(scope="module")
 def plain_haops(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The README's `pipx install` of the wheel, into a pipx home of the test's own."""
     folder = tmp_path_factory.mktemp("plain")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(folder), str(ROOT)],
                    check=True, capture_output=True, timeout=300)
     [wheel] = folder.glob("haops-*.whl")
-    venv = folder / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=300)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], check=True, capture_output=True, timeout=900)
-    installed = subprocess.run([str(venv / "bin" / "pip"), "list", "--format=json"], check=True, capture_output=True, text=True).stdout
+    pipx_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    pipx_env |= {"PIPX_HOME": str(folder / "pipx"), "PIPX_BIN_DIR": str(folder / "bin")}
+    done = subprocess.run(["pipx", "install", str(wheel)], env=pipx_env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"pipx install -> {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    venv_python = folder / "pipx" / "venvs" / "haops" / "bin" / "python"
+    installed = subprocess.run([str(venv_python), "-m", "pip", "list", "--format=json"], check=True,
+                               capture_output=True, text=True).stdout
     names = {p["name"].lower() for p in json.loads(installed)}
     assert "pytest-testinfra" in names and not names & {"hypothesis", "mypy"}, "a plain install, no test extras"
-    return venv / "bin" / "haops"
+    return folder / "bin" / "haops"
 
 
 def run(haops: Path, cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
