@@ -128,18 +128,23 @@ def example_for_lab() -> str:
     return example_in(CLUSTER_LAB, CLUSTER_NETWORK)
 
 
-def built_cluster(folder: Path, lab: str, network: IPv4Network) -> Iterator[Cluster]:
-    """A lab of the example cluster for a session, torn down after it with nothing left behind."""
-    path = folder / "cluster.yml"
-    path.write_text(example_in(lab, network))
-    built = Cluster(Lab(lab, network), path)
+def built_lab(path: Path, text: str, lab: Lab) -> Iterator[Cluster]:
+    """`lab` built from the inventory `text` (written to `path`), torn down after with nothing left behind."""
+    path.write_text(text)
+    built = Cluster(lab, path)
     try:
         built.build()
         yield built
     finally:
         built.namespaces.update(lab_pid_namespaces(built.lab).values())
         built.lab.down()
-    assert leftovers(built.lab.name, built.lab.paths.lab_dir, built.namespaces) == []
+    left = leftovers(built.lab.name, built.lab.paths.lab_dir, built.namespaces)
+    assert left == [], f"lab down left things behind: {left}"
+
+
+def built_cluster(folder: Path, lab: str, network: IPv4Network) -> Iterator[Cluster]:
+    """A lab of the example cluster for a session."""
+    yield from built_lab(folder / "cluster.yml", example_in(lab, network), Lab(lab, network))
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,7 @@ import pytest
 
 from haops.lab import Lab, LabHost
 from haops.lab.state import Private
-from tests.apply.conftest import Cluster, example_in
-from tests.lab.conftest import lab_pid_namespaces, leftovers
+from tests.apply.conftest import Cluster, built_lab, example_in
 
 BASTION_LAB = "habast"
 LAB_NETWORK = IPv4Network("10.213.48.0/24")
@@ -29,17 +28,7 @@ def behind_bastion_inventory() -> str:
 
 
 def built(folder: Path, text: str, private: Private | None) -> Iterator[Cluster]:
-    path = folder / "cluster.yml"
-    path.write_text(text)
-    cluster = Cluster(Lab(BASTION_LAB, LAB_NETWORK, private=private), path)
-    try:
-        cluster.build()
-        yield cluster
-    finally:
-        cluster.namespaces.update(lab_pid_namespaces(cluster.lab).values())
-        cluster.lab.down()
-    left = leftovers(cluster.lab.name, cluster.lab.paths.lab_dir, cluster.namespaces)
-    assert left == [], f"lab down left things behind: {left}"
+    yield from built_lab(folder / "cluster.yml", text, Lab(BASTION_LAB, LAB_NETWORK, private=private))
     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from ipaddress import IPv4Network
-from pathlib import Path
 
 import pytest
 
 from haops.apply.run import ApplyOptions, HostOutcome, apply
 from haops.lab import Lab
 from haops.session import settings_for
-from tests.apply.conftest import ROOT, Cluster
-from tests.lab.conftest import lab_pid_namespaces, leftovers
+from tests.apply.conftest import ROOT, Cluster, built_lab
 
 LAB = "hapg"
 NETWORK = IPv4Network("10.213.44.0/24")
@@ -27,22 +25,10 @@ def apply_all(cluster: Cluster) -> list[HostOutcome]:
     return apply(inv, list(inv.hosts), ApplyOptions(), settings_for(inv), lambda host, step: None)
 
 
-def lab_cluster(folder: Path, text: str, lab: str = LAB, network: IPv4Network = NETWORK) -> Iterator[Cluster]:
-    path = folder / "postgresql.yml"
-    path.write_text(text)
-    built = Cluster(Lab(lab, network), path)
-    try:
-        built.build()
-        yield built
-    finally:
-        built.namespaces.update(lab_pid_namespaces(built.lab).values())
-        built.lab.down()
-    assert leftovers(built.lab.name, built.lab.paths.lab_dir, built.namespaces) == []
-
-
 @pytest.fixture(scope="session")
 def pg_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    yield from lab_cluster(tmp_path_factory.mktemp("pg"), INVENTORY.read_text())
+    path = tmp_path_factory.mktemp("pg") / "postgresql.yml"
+    yield from built_lab(path, INVENTORY.read_text(), Lab(LAB, NETWORK))
 
 
 @pytest.fixture

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from ipaddress import IPv4Network
+from pathlib import Path
 
 import pytest
 
 from haops.lab import Lab
-from tests.apply.conftest import Cluster
-from tests.lab.conftest import lab_pid_namespaces, leftovers
+from tests.apply.conftest import Cluster, built_lab
 
 SYNC_LAB = "hasync"
 SYNC_NETWORK = IPv4Network("10.213.40.0/24")
@@ -23,20 +23,9 @@ def sync_inventory(lab: str, network: IPv4Network) -> str:
     return "\n".join(["lab:", f"  name: {lab}", f"  network: {network}", "hosts:", *hosts]) + "\n"
 
 
-def built_sync_lab(folder: object, lab: str, network: IPv4Network) -> Iterator[Cluster]:
-    from pathlib import Path
-
-    assert isinstance(folder, Path)
-    path = folder / "sync.yml"
-    path.write_text(sync_inventory(lab, network))
-    built = Cluster(Lab(lab, network), path)
-    try:
-        built.build()
-        yield built
-    finally:
-        built.namespaces.update(lab_pid_namespaces(built.lab).values())
-        built.lab.down()
-    assert leftovers(built.lab.name, built.lab.paths.lab_dir, built.namespaces) == []
+def built_sync_lab(folder: Path, lab: str, network: IPv4Network) -> Iterator[Cluster]:
+    """The source and its three destinations in `lab` (the tests' own, or the benchmark's)."""
+    yield from built_lab(folder / "sync.yml", sync_inventory(lab, network), Lab(lab, network))
 
 
 @pytest.fixture(scope="session")
