@@ -16,7 +16,6 @@ from haops.inventory.drbd import DrbdReader
 from haops.inventory.model import Host, Inventory, IPAddress, LabSettings
 from haops.inventory.postgresql import PostgresReader
 from haops.inventory.reader import Reader
-from haops.inventory.section import all_groups
 from haops.inventory.services import ServiceReader
 from haops.inventory.source import LocatedDocument, Path, load_located
 from haops.inventory.vrrp import VrrpReader

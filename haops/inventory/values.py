@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 DNS_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?$")
 HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~/%-]{0,200}$")
+T = TypeVar("T")
+AnyAddress = TypeVar("AnyAddress", bound=ipaddress.IPv4Address | ipaddress.IPv6Address)
 TOKEN = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
 COOKIE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 # No '$' (variable expansion in keepalived and nginx), no '!' or '#' (comments), no quotes.
@@ -73,12 +76,12 @@ interface = matching(INTERFACE, "an interface name (up to 15 letters, digits, '.
 
 def ssh_host(value: Any) -> str:
     """An IPv4 or IPv6 address or a DNS name to connect to."""
-    text = _text(value, "an IPv4 address or host name")
+    text = _text(value, "an IP address or host name")
     if ":" in text:
         return str(ipv6(text))
     labels = text.split(".")
     if len(text) > 253 or not all(HOSTNAME.fullmatch(label.lower()) for label in labels):
-        raise ValueError(f"must be an IPv4 address or host name, got {show(value)}")
+        raise ValueError(f"must be an IP address or host name, got {show(value)}")
     return text
 
 
@@ -90,52 +93,32 @@ def local_path(value: Any) -> str:
     return text
 
 
-def ipv4(value: Any) -> ipaddress.IPv4Address:
-    text = _text(value, "an IPv4 address such as 10.213.0.11")
-    try:
-        return ipaddress.IPv4Address(text)
-    except ValueError:
-        raise ValueError(f"must be an IPv4 address such as 10.213.0.11, got {show(value)}") from None
+def parsed_as(what: str, parse: Callable[[str], T]) -> Callable[[Any], T]:
+    """A check that `parse` accepts the text; its error says what was wanted."""
+    def check(value: Any) -> T:
+        text = _text(value, what)
+        try:
+            return parse(text)
+        except ValueError:
+            raise ValueError(f"must be {what}, got {show(value)}") from None
+
+    return check
 
 
-def ip_address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    """An IPv4 or IPv6 address (write IPv6 in quotes: YAML may read some as numbers)."""
-    text = _text(value, "an IPv4 or IPv6 address such as 10.213.0.11 or 'fd00:213::11'")
-    try:
-        return _unscoped(ipaddress.ip_address(text))
-    except ValueError:
-        raise ValueError(f"must be an IPv4 or IPv6 address such as 10.213.0.11 or 'fd00:213::11', got {show(value)}") from None
-
-
-def ipv6(value: Any) -> ipaddress.IPv6Address:
-    text = _text(value, "an IPv6 address such as 'fd00:213::11'")
-    try:
-        return _unscoped(ipaddress.IPv6Address(text))
-    except ValueError:
-        raise ValueError(f"must be an IPv6 address such as 'fd00:213::11', got {show(value)}") from None
-
-
-def _unscoped(address: Any) -> Any:
+def _unscoped(address: AnyAddress) -> AnyAddress:
     """No '%zone' suffix: it names an interface, is free text to ipaddress, and belongs in no config."""
     if getattr(address, "scope_id", None) is not None:
         raise ValueError("scoped address")
     return address
 
 
-def ipv6_network(value: Any) -> ipaddress.IPv6Network:
-    text = _text(value, "an IPv6 network such as 'fd00:213:0:7::/64'")
-    try:
-        return ipaddress.IPv6Network(text)
-    except ValueError:
-        raise ValueError(f"must be an IPv6 network such as 'fd00:213:0:7::/64', got {show(value)}") from None
-
-
-def ipv4_network(value: Any) -> ipaddress.IPv4Network:
-    text = _text(value, "an IPv4 network such as 10.213.0.0/24")
-    try:
-        return ipaddress.IPv4Network(text)
-    except ValueError:
-        raise ValueError(f"must be an IPv4 network such as 10.213.0.0/24, got {show(value)}") from None
+ipv4 = parsed_as("an IPv4 address such as 10.213.0.11", ipaddress.IPv4Address)
+# IPv6 in quotes: YAML may read some as numbers.
+ip_address = parsed_as("an IPv4 or IPv6 address such as 10.213.0.11 or 'fd00:213::11'",
+                       lambda text: _unscoped(ipaddress.ip_address(text)))
+ipv6 = parsed_as("an IPv6 address such as 'fd00:213::11'", lambda text: _unscoped(ipaddress.IPv6Address(text)))
+ipv6_network = parsed_as("an IPv6 network such as 'fd00:213:0:7::/64'", ipaddress.IPv6Network)
+ipv4_network = parsed_as("an IPv4 network such as 10.213.0.0/24", ipaddress.IPv4Network)
 
 
 def integer(low: int, high: int) -> Any:

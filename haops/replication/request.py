@@ -9,8 +9,7 @@ from haops.errors import UserError
 from haops.inventory.model import Inventory
 from haops.replication.rsync import RsyncOptions
 
-FORBIDDEN_IN_PATH = ("\0", "\n", "\r")
-FORBIDDEN_IN_PATTERN = ("\0", "\n", "\r")
+LINE_BREAKERS = ("\0", "\n", "\r")  # rsync reads paths and patterns line by line
 
 
 @dataclass(frozen=True)
@@ -32,17 +31,16 @@ def split_endpoint(text: str, role: str) -> tuple[str, str]:
 def check_path(path: str, role: str) -> str:
     if not path.startswith("/"):
         raise UserError(f"{role} path must be absolute, got {path!r}")
-    if any(c in path for c in FORBIDDEN_IN_PATH):
+    if any(c in path for c in LINE_BREAKERS):
         raise UserError(f"{role} path may not contain NUL or line breaks")
     if path.rstrip("/") == "" or "/../" in path + "/" or path.endswith("/.."):
         raise UserError(f"{role} path {path!r} is not a directory haops will sync (/ or a path with ..)")
-    trimmed = path.rstrip("/")
-    return trimmed
+    return path.rstrip("/")
 
 
 def check_excludes(patterns: tuple[str, ...]) -> tuple[str, ...]:
     for pattern in patterns:
-        if not pattern or any(c in pattern for c in FORBIDDEN_IN_PATTERN):
+        if not pattern or any(c in pattern for c in LINE_BREAKERS):
             raise UserError(f"--exclude pattern {pattern!r} is empty or has a line break")
         if pattern[:2] in ("+ ", "- ", "P ", "R ", "H ", "S ") or pattern.startswith("!") or "***" in pattern:
             raise UserError(f"--exclude {pattern!r}: rsync filter-rule prefixes, '!' and '***' are not supported "

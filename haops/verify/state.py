@@ -14,7 +14,7 @@ from haops.targets import targets_by_host
 from haops.targets.base import Target
 from haops.targets.daemon import Daemon
 from haops.transport import USER_KNOWN_HOSTS, SshSettings, route
-from haops.verify.result import SKIP, CheckResult, timed, verdict
+from haops.verify.result import CheckResult, timed, verdict
 
 if TYPE_CHECKING:
     from testinfra.host import Host

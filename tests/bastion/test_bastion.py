@@ -24,7 +24,7 @@ from haops.lab import Lab
 from haops.errors import UserError
 from haops.session import settings_for
 from haops.transport import HostFailure, SshSettings, open_connection
-from haops.verify.result import FAIL, PASS
+from haops.verify.result import FAIL
 from haops.verify.run import verify
 from tests.apply.conftest import ROOT, Cluster
 from tests.bastion.conftest import BASTION, PRIVATE_NETWORK

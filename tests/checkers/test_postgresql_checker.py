@@ -10,7 +10,7 @@ import pytest
 from haops import inventory
 from haops.apply.validation import check_files
 from haops.targets import get_target
-from haops.targets.base import RenderContext, RenderedFile
+from haops.targets.base import RenderContext
 from haops.targets.postgresql import layout
 from tests.conftest import GOLDEN
 
