@@ -20,6 +20,7 @@ from haops.apply.plan import ACTIVATE, RELOAD, START, HostPlan, TargetPlan, file
 from haops.apply.remote_check import CANDIDATE_PREFIX
 from haops.inventory.model import Inventory
 from haops.targets.base import REFUSAL_MARK, Refusal
+from haops.targets.daemon import Daemon
 from haops.transport import HostFailure, Ran, open_connection, run
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 BACKUP_ROOT = "/var/lib/haops/backup"
 KEEP_BACKUPS = 10  # runs; their names sort by time
 PROOF_SECONDS = 15
+HANDOVER_WAIT_S = 5  # for a listener another daemon on the host is giving up
 POLL_S = 0.05  # between proof attempts: a reload is usually proven within a few of them
 Step = Callable[[str], None]
 
@@ -103,12 +105,24 @@ def take_mark(refusal: Refusal) -> str:
     return f"{REFUSAL_MARK}=$( {{ {refusal.mark}; }} 2>/dev/null )"
 
 
+def handover_wait(daemon: Daemon, listeners: list[tuple[str, int]]) -> list[str]:
+    """Shell: a bounded wait until each address and port the daemon is to listen on is free or
+    already its own. A service moved from one balancer to another on this host is still held for
+    a moment by the one that gave it up (its old workers close their listeners as they leave);
+    binding it then fails. Past the wait, the activation goes ahead and its refusal says why."""
+    if not listeners:
+        return []
+    tests = " && ".join(daemon.port_free_or_mine(port, address) for address, port in listeners)
+    return [f"for i in $(seq {HANDOVER_WAIT_S * 10}); do {tests} && break; sleep 0.1; done"]
+
+
 def activate_script(plan: TargetPlan, init: str, inventory: Inventory, host: str) -> str:
     target = plan.target
     live = plan.action == RELOAD
     proof = target.proof(inventory, host, plan.rendered, plan.live_generation if live else None)
     refusal = target.refused()
     return "\n".join([
+        *(handover_wait(target.daemon, target.listeners(inventory, host)) if target.daemon else []),
         *([take_mark(refusal)] if refusal else []),
         f"( {target.activate(init, live, plan.rendered)} ) </dev/null || {{ echo 'activation command failed'; exit 3; }}",
         f"( {poll(proof, refusal.test if refusal else None)} ); proven=$?",

@@ -54,11 +54,13 @@ class Daemon:
     def holds_port(self, port: int, address: str = "0.0.0.0") -> str:
         """Shell test: this daemon's master or one of its workers (not a squatter, nor another
         instance of the same program) listens on the TCP address and port."""
-        source = f"[{address}]" if ":" in address else address  # ss reads an IPv6 source only in brackets
-        where = f"sport = :{port}" if address == "0.0.0.0" else f"src {source} and sport = :{port}"
         workers = WORKERS.format(process=shlex.quote(self.process))
         pids = f'"pid=($m|$({workers} | tr " " "|")),"'
-        return f"m={self.master_pid()}; ss -ltnpH {shlex.quote(where)} | grep -Eq {pids}"
+        return f"m={self.master_pid()}; ss -ltnpH {shlex.quote(listening_on(address, port))} | grep -Eq {pids}"
+
+    def port_free_or_mine(self, port: int, address: str = "0.0.0.0") -> str:
+        """Shell test: nothing listens on the address and port, or this daemon does."""
+        return f"{{ ! ss -ltnH {shlex.quote(listening_on(address, port))} | grep -q . || ( {self.holds_port(port, address)} ); }}"
 
     def start_command(self, init: str) -> str:
         if init == SYSTEMD and self.unit:
@@ -88,3 +90,9 @@ def log_size(path: str) -> str:
 def log_since(path: str, offset: str) -> str:
     """Shell: what was written to a log after its first `offset` bytes (a shell word)."""
     return f"tail -c +$(({offset} + 1)) {shlex.quote(path)} 2>/dev/null"
+
+
+def listening_on(address: str, port: int) -> str:
+    """An ss filter for listeners on the TCP address and port (0.0.0.0: any address)."""
+    source = f"[{address}]" if ":" in address else address  # ss reads an IPv6 source only in brackets
+    return f"sport = :{port}" if address == "0.0.0.0" else f"src {source} and sport = :{port}"
