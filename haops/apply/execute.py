@@ -19,6 +19,7 @@ from haops.apply.facts import files_record, proven_record
 from haops.apply.plan import ACTIVATE, RELOAD, START, HostPlan, TargetPlan, files_digest
 from haops.apply.remote_check import CANDIDATE_PREFIX
 from haops.inventory.model import Inventory
+from haops.targets import all_targets
 from haops.targets.base import REFUSAL_MARK, Refusal
 from haops.targets.daemon import Daemon
 from haops.transport import HostFailure, Ran, open_connection, run
@@ -105,15 +106,21 @@ def take_mark(refusal: Refusal) -> str:
     return f"{REFUSAL_MARK}=$( {{ {refusal.mark}; }} 2>/dev/null )"
 
 
-def handover_wait(daemon: Daemon, listeners: list[tuple[str, int]]) -> list[str]:
-    """Shell: a bounded wait until each address and port the daemon is to listen on is free or
-    already its own. A service moved from one balancer to another on this host is still held for
-    a moment by the one that gave it up (its old workers close their listeners as they leave);
-    binding it then fails. Past the wait, the activation goes ahead and its refusal says why."""
+def handover_wait(daemon: Daemon, listeners: list[tuple[str, int]], daemons: list[str]) -> list[str]:
+    """Shell: a bounded wait until no other of the host's daemons (programs named in `daemons`)
+    holds an address and port this one is to listen on. A service moved from one balancer to
+    another on this host is still held for a moment by the one that gave it up (its old workers
+    close their listeners as they leave); binding it then fails. A stranger on the port is not
+    waited for, and past the wait the activation goes ahead: its refusal says why."""
     if not listeners:
         return []
-    tests = " && ".join(daemon.port_free_or_mine(port, address) for address, port in listeners)
+    tests = " && ".join(daemon.port_not_being_handed_over(port, address, daemons) for address, port in listeners)
     return [f"for i in $(seq {HANDOVER_WAIT_S * 10}); do {tests} && break; sleep 0.1; done"]
+
+
+def daemon_programs() -> list[str]:
+    """The process names of every daemon haops runs: the ones a handover can come from."""
+    return sorted({target.daemon.process for target in all_targets() if target.daemon})
 
 
 def activate_script(plan: TargetPlan, init: str, inventory: Inventory, host: str) -> str:
@@ -122,7 +129,7 @@ def activate_script(plan: TargetPlan, init: str, inventory: Inventory, host: str
     proof = target.proof(inventory, host, plan.rendered, plan.live_generation if live else None)
     refusal = target.refused()
     return "\n".join([
-        *(handover_wait(target.daemon, target.listeners(inventory, host)) if target.daemon else []),
+        *(handover_wait(target.daemon, target.listeners(inventory, host), daemon_programs()) if target.daemon else []),
         *([take_mark(refusal)] if refusal else []),
         f"( {target.activate(init, live, plan.rendered)} ) </dev/null || {{ echo 'activation command failed'; exit 3; }}",
         f"( {poll(proof, refusal.test if refusal else None)} ); proven=$?",

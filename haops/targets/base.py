@@ -199,12 +199,16 @@ class Target:
         return self.daemon.reload_command(init) if live else self.daemon.start_command(init)
 
     def proof(self, inventory: Inventory, host: str, files: list[RenderedFile], before: str | None) -> str:
-        """Running, its workers replaced when it ran before, and its own processes on its ports."""
+        """Running, its workers replaced when it ran before (the old ones no longer listening),
+        and its own processes on its ports."""
         checks = [self.probe()]
         if before is not None:
             checks.append(f'[ "$({self.generation()})" != {shlex.quote(before)} ]')
+        listeners = sorted(set(self.listeners(inventory, host)))
         if self.daemon is not None:
-            checks += [self.daemon.holds_port(port, address) for address, port in sorted(set(self.listeners(inventory, host)))]
+            checks += [self.daemon.holds_port(port, address) for address, port in listeners]
+            if before is not None:
+                checks += [self.daemon.old_workers_let_go(before, port, address) for address, port in listeners]
         return " && ".join(f"( {check} )" for check in checks)
 
     def refused(self) -> Refusal | None:

@@ -58,9 +58,20 @@ class Daemon:
         pids = f'"pid=($m|$({workers} | tr " " "|")),"'
         return f"m={self.master_pid()}; ss -ltnpH {shlex.quote(listening_on(address, port))} | grep -Eq {pids}"
 
-    def port_free_or_mine(self, port: int, address: str = "0.0.0.0") -> str:
-        """Shell test: nothing listens on the address and port, or this daemon does."""
-        return f"{{ ! ss -ltnH {shlex.quote(listening_on(address, port))} | grep -q . || ( {self.holds_port(port, address)} ); }}"
+    def old_workers_let_go(self, generation: str, port: int, address: str = "0.0.0.0") -> str:
+        """Shell test: no worker of an earlier `generation` still listens on the address and port.
+        Until then a reload is not wholly live: an old worker may still take a new connection."""
+        pids = "|".join(p for p in generation.split() if p.isdigit())
+        if not pids:
+            return "true"
+        return f"! ss -ltnpH {shlex.quote(listening_on(address, port))} | grep -Eq {shlex.quote(f'pid=({pids}),')}"
+
+    def port_not_being_handed_over(self, port: int, address: str, daemons: list[str]) -> str:
+        """Shell test: no process named in `daemons` (the programs haops runs) listens on the address
+        and port, or this daemon does. A stranger holding it is no handover: the bind's refusal says so."""
+        names = shlex.quote(f'users:\\(\\("({"|".join(daemons)})",')
+        return (f"{{ ! ss -ltnpH {shlex.quote(listening_on(address, port))} | grep -Eq {names} "
+                f"|| ( {self.holds_port(port, address)} ); }}")
 
     def start_command(self, init: str) -> str:
         if init == SYSTEMD and self.unit:

@@ -1,11 +1,10 @@
 """The wait before a daemon takes a listener another process on the host is giving up, run for
-real with ss against real sockets on loopback: it waits while a stranger holds the port, ends as
-soon as the port is free, and does not wait for the daemon's own listener."""
+real with ss against real sockets on loopback: it waits while another daemon holds the port, ends
+as soon as the port is free, and waits neither for the daemon's own listener nor for a stranger."""
 
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,26 +13,9 @@ import pytest
 
 from haops.apply.execute import HANDOVER_WAIT_S, handover_wait
 from haops.targets.daemon import Daemon
+from tests.apply.listeners import holder
 
 pytestmark = pytest.mark.unit
-
-# Listens on a free loopback port, prints it, and closes the listener after argv[1] seconds.
-HOLDER = """
-import socket, sys, time
-s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
-print(s.getsockname()[1], flush=True)
-time.sleep(float(sys.argv[1])); s.close(); time.sleep(30)
-"""
-
-
-def holder(seconds: float) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(seconds)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        yield process, int(process.stdout.readline())
-    finally:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture
@@ -52,6 +34,11 @@ def daemon_with_master(tmp_path: Path, pid: int) -> Daemon:
     return Daemon("probe", None, "no-such-process", str(pidfile), "true", "true")
 
 
+def program(process: subprocess.Popen[str]) -> str:
+    """The holder's process name as ss shows it: a daemon haops runs, for the wait under test."""
+    return Path(f"/proc/{process.pid}/comm").read_text().strip()
+
+
 def seconds_to_run(script: list[str]) -> float:
     start = time.monotonic()
     subprocess.run(["sh", "-c", "\n".join(script)], check=True, timeout=HANDOVER_WAIT_S + 5)
@@ -60,24 +47,31 @@ def seconds_to_run(script: list[str]) -> float:
 
 def test_waits_while_another_process_lets_go_of_the_port(tmp_path: Path,
                                                          released_after_1s: tuple[subprocess.Popen[str], int]) -> None:
-    _, port = released_after_1s
-    waited = seconds_to_run(handover_wait(daemon_with_master(tmp_path, 1), [("127.0.0.1", port)]))
+    process, port = released_after_1s
+    waited = seconds_to_run(handover_wait(daemon_with_master(tmp_path, 1), [("127.0.0.1", port)], [program(process)]))
     assert 0.8 <= waited < HANDOVER_WAIT_S, waited
 
 
 def test_does_not_wait_for_a_port_the_daemon_holds_itself(tmp_path: Path,
                                                           held: tuple[subprocess.Popen[str], int]) -> None:
     process, port = held
-    waited = seconds_to_run(handover_wait(daemon_with_master(tmp_path, process.pid), [("127.0.0.1", port)]))
+    waited = seconds_to_run(handover_wait(daemon_with_master(tmp_path, process.pid), [("127.0.0.1", port)],
+                                          [program(process)]))
+    assert waited < 1.0, waited
+
+
+def test_does_not_wait_for_a_stranger_on_the_port(tmp_path: Path, held: tuple[subprocess.Popen[str], int]) -> None:
+    _, port = held
+    waited = seconds_to_run(handover_wait(daemon_with_master(tmp_path, 1), [("127.0.0.1", port)], ["nginx", "apache2"]))
     assert waited < 1.0, waited
 
 
 def test_gives_up_after_the_bound_when_the_port_stays_taken(tmp_path: Path,
                                                             held: tuple[subprocess.Popen[str], int]) -> None:
-    _, port = held
-    waited = seconds_to_run(handover_wait(daemon_with_master(tmp_path, 1), [("127.0.0.1", port)]))
+    process, port = held
+    waited = seconds_to_run(handover_wait(daemon_with_master(tmp_path, 1), [("127.0.0.1", port)], [program(process)]))
     assert HANDOVER_WAIT_S <= waited < HANDOVER_WAIT_S + 3, waited
 
 
 def test_a_daemon_without_listeners_waits_for_nothing(tmp_path: Path) -> None:
-    assert handover_wait(daemon_with_master(tmp_path, 1), []) == []
+    assert handover_wait(daemon_with_master(tmp_path, 1), [], ["nginx"]) == []
