@@ -39,6 +39,60 @@ class HostFailure(Exception):
     """Something went wrong on one host; the others carry on."""
 
 
+SUDO = "sudo"
+SUDO_REFUSALS = ("a password is required", "a terminal is required", "incorrect password", "Sorry, try again",
+                 "is not in the sudoers file", "is not allowed to run", "may not run sudo")
+
+
+@dataclass
+class Become:
+    """Root through sudo, for a login that is not root. sudo -n first: with NOPASSWD nothing more
+    is needed. When the host's sudo asks for a password, the password is checked once on its own
+    (so a wrong one is never retried against a command's input), then goes first on stdin."""
+
+    user: str
+    host: str
+    password: str | None = field(default=None, repr=False)
+    with_password: bool = False
+    settled: bool = False  # a command ran through sudo: it is known to answer
+
+    def command(self, script: str, keep_agent: bool = False) -> str:
+        flags = "-S -p ''" if self.with_password else "-n"
+        # sudo resets the environment; the forwarded agent's socket is passed on by name
+        agent = 'env SSH_AUTH_SOCK="$SSH_AUTH_SOCK" ' if keep_agent else ""
+        return f"sudo {flags} -- {agent}sh -c {shlex.quote(script)}"
+
+    def stdin(self, data: bytes) -> bytes:
+        if not self.with_password:
+            return data
+        assert self.password is not None
+        return self.password.encode("utf-8") + b"\n" + data
+
+    def refused(self, ran: Ran) -> bool:
+        """True when sudo itself said no (so the script never ran): sudo's own words, not just any
+        "sudo:" line (it also warns, e.g. "unable to resolve host", and then runs the script)."""
+        lines = ran.stderr.splitlines()
+        if ran.code == 127:
+            return any(line.endswith(("sudo: not found", "sudo: command not found")) for line in lines)
+        return ran.code == 1 and any(phrase in line for line in lines for phrase in SUDO_REFUSALS)
+
+    def failure(self, ran: Ran) -> HostFailure:
+        said = ran.stderr.strip().splitlines()[-1] if ran.stderr.strip() else f"exit {ran.code}"
+        where = f"{self.user}@{self.host}"
+        if ran.code == 127:
+            return HostFailure(f"become sudo: sudo is not installed on {self.host} ({said})")
+        if "not in the sudoers" in ran.stderr or "not allowed to" in ran.stderr:
+            return HostFailure(f"become sudo: {where} may not run commands as root ({said}); nothing was changed")
+        if "incorrect password" in ran.stderr or "try again" in ran.stderr.lower():
+            return HostFailure(f"become sudo: sudo on {self.host} refused the password given for {self.user}")
+        if "password is required" in ran.stderr and self.password is None:
+            return HostFailure(f"become sudo: sudo on {self.host} asks {self.user} for a password; run again with "
+                               f"--ask-become-pass, or allow {self.user} NOPASSWD sudo there")
+        return HostFailure(f"become sudo: sudo on {self.host} refused {where}: {said}")
+
+
+
+
 @dataclass(frozen=True)
 class SshSettings:
     known_hosts: tuple[Path, ...] = ()
@@ -48,6 +102,8 @@ class SshSettings:
     connect_timeout_s: int = 10
     forced_user: str | None = None
     use_user_known_hosts: bool = True
+    # sudo's password for hosts with `become: sudo`, asked for by --ask-become-pass; never shown.
+    become_password: str | None = field(default=None, repr=False)
     # Host aliases, users, ports, keys and ProxyJump, read as ssh reads them (haops/sshconfig.py).
     ssh_config: Path | None = field(default_factory=user_ssh_config)
 
@@ -74,8 +130,12 @@ def route(host: Host, settings: SshSettings) -> Route:
 
 
 def connect(host: Host, settings: SshSettings) -> Connection:
-    """A connection to an inventory host (not opened yet), through its ProxyJump hops if any."""
-    return connect_route(route(host, settings), settings)
+    """A connection to an inventory host (not opened yet), through its ProxyJump hops if any.
+    With `become: sudo`, every command on it runs as root through sudo."""
+    connection = connect_route(route(host, settings), settings)
+    if host.become == SUDO:
+        connection.become = Become(connection.user, connection.host, settings.become_password)
+    return connection
 
 
 def connect_to(address: str, port: int | None, user: str | None, key: Path | None, settings: SshSettings,
@@ -327,9 +387,49 @@ def deadline(connection: Connection, seconds: float, doing: str) -> Iterator[Non
 
 
 def run(connection: Connection, script: str, timeout_s: float | None = None, stdin: bytes = b"") -> Ran:
-    """Run a POSIX sh script on the host, `stdin` as its input; never raises for a non-zero exit.
+    """Run a POSIX sh script on the host, `stdin` as its input; never raises for a non-zero exit
+    (but raises HostFailure when the host's sudo will not run it, for a `become: sudo` host)."""
+    become = become_of(connection)
+    if become is None:
+        return run_command(connection, f"sh -c {shlex.quote(script)}", timeout_s, stdin)
+    ran = run_command(connection, become.command(script), timeout_s, become.stdin(stdin))
+    if become.refused(ran):
+        learn_password(connection, become, ran)
+        ran = run_command(connection, become.command(script), timeout_s, become.stdin(stdin))
+    become.settled = True
+    return ran
 
-    One SSH channel on the connection's paramiko transport, read here in the calling thread
+
+def become_of(connection: Connection) -> Become | None:
+    become: Become | None = getattr(connection, "become", None)
+    return become
+
+
+def learn_password(connection: Connection, become: Become, refusal: Ran) -> None:
+    """sudo -n was refused: the password, checked once on its own, is used from now on; or
+    HostFailure says why sudo will not do."""
+    if become.with_password or become.password is None or "password is required" not in refusal.stderr:
+        raise become.failure(refusal)
+    check = run_command(connection, "sudo -S -p '' -k -- true", None, become.password.encode("utf-8") + b"\n")
+    if check.code != 0:
+        raise become.failure(check)
+    become.with_password = True
+
+
+def shell_command(connection: Connection, script: str, keep_agent: bool = False) -> tuple[str, bytes]:
+    """The command line that runs `script` on the host (through sudo for a `become: sudo` host,
+    which must have run a command already, so that sudo is known to answer), and what must go
+    first on its standard input."""
+    become = become_of(connection)
+    if become is None:
+        return f"sh -c {shlex.quote(script)}", b""
+    if not become.settled:
+        run(connection, "true")
+    return become.command(script, keep_agent), become.stdin(b"")
+
+
+def run_command(connection: Connection, command: str, timeout_s: float | None, stdin: bytes) -> Ran:
+    """One SSH channel on the connection's paramiko transport, read here in the calling thread
     (Fabric's run starts three threads and polls; this is the hot path of every apply)."""
     timeout_s = min(timeout_s or COMMAND_TIMEOUT_S, COMMAND_TIMEOUT_S)
     with deadline(connection, timeout_s + 5, "running a command"):
@@ -337,7 +437,7 @@ def run(connection: Connection, script: str, timeout_s: float | None = None, std
         # No timeout of its own: `deadline` closes the connection under it, as for every wait.
         channel = connection.client.get_transport().open_session()
         try:
-            channel.exec_command(f"sh -c {shlex.quote(script)}")
+            channel.exec_command(command)
             if stdin:
                 channel.sendall(stdin)
             channel.shutdown_write()
@@ -438,7 +538,10 @@ def stream(connection: Connection, script: str, on_output: Callable[[str], None]
     try:
         if prepare is not None:
             prepare(channel)
-        channel.exec_command(f"sh -c {shlex.quote(script)}")
+        command, first = shell_command(connection, script, keep_agent=True)
+        channel.exec_command(command)
+        if first:
+            channel.sendall(first)
         channel.settimeout(0.2)
         ends = time.monotonic() + timeout_s
         pending, errors = "", []

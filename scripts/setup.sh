@@ -15,6 +15,7 @@ PACKAGES+=(
   vagrant vagrant-libvirt
   ansible-core  # `ansible-inventory --list` for `haops inventory from-ansible` and its tests
   pipx          # the README's `pipx install`, which tests/admin/test_plain_install.py runs
+  sudo          # `become: sudo` hosts: tests/apply/test_become.py logs in as real users and goes through it
 )
 
 if [ "$(id -u)" -ne 0 ]; then

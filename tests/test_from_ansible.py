@@ -78,13 +78,29 @@ def test_cluster_skeleton_loads_and_maps_connection_vars() -> None:
     inv = inventory_loader.parse(text, "<skeleton>")
     assert set(inv.hosts) == {"lb1", "lb2", "web1", "web2", "web3"}
     data = yaml.safe_load(text)
-    assert data["hosts"]["lb1"] == {"address": "10.213.46.11", "groups": ["lb"], "vars": {"ssh_user": "root"}}
+    assert data["hosts"]["lb1"] == {"address": "10.213.46.11", "groups": ["lb"],
+                                    "vars": {"ssh_user": "root", "become": "sudo"}}
     assert data["hosts"]["web2"]["vars"] == {"ssh_port": 2222}
     assert data["vars"] == {"ssh_key": "/root/.ssh/id_ed25519"}
     assert data["groups"] == {"lb": {"hosts": ["lb1", "lb2"]}, "web": {"hosts": ["web1", "web2", "web3"]}}
-    assert "# not carried over: ansible_become (haops connects as the SSH user" in text
+    assert "# become: sudo, from ansible_become" in text
     assert "# not carried over: ntp_server (haops has no such host variable)" in text
     assert "# named 'web1' (haops host names are DNS labels); Ansible calls it 'web1.example.com'" in text
+
+
+@pytest.mark.parametrize(("hostvars", "become", "note"), [
+    ({"ansible_become": True}, "sudo", "become: sudo, from ansible_become"),
+    ({"ansible_become": "yes", "ansible_become_user": "root"}, "sudo", "become: sudo, from ansible_become"),
+    ({"ansible_become": True, "ansible_become_method": "su"}, None, "method 'su' to user 'root'"),
+    ({"ansible_become": True, "ansible_become_user": "postgres"}, None, "method 'sudo' to user 'postgres'"),
+    ({"ansible_become": False, "ansible_become_method": "sudo"}, None, "ansible_become_method (ansible_become is not on)"),
+    ({"ansible_become_password": "secret"}, None, "ansible_become_password (haops never stores passwords"),
+])
+def test_ansible_become_carried_only_as_sudo_to_root(hostvars: dict[str, object], become: str | None, note: str) -> None:
+    draft = draft_host("h1", "h1", {"ansible_host": "192.0.2.1", **hostvars})
+    assert draft.variables.get("become") == become
+    assert any(note in line for line in draft.notes), draft.notes
+    assert "secret" not in " ".join(draft.notes)
 
 
 def test_missing_addresses_said_once_at_the_top_and_per_host() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from haops.apply.remote_check import CANDIDATE_PREFIX, candidate_root, upload_script
 from haops.targets.base import RenderedFile
-from haops.transport import QUICKACK, known_keys, nodelay_socket
+from haops.transport import QUICKACK, Become, Ran, SshSettings, known_keys, nodelay_socket
 
 pytestmark = pytest.mark.unit
 
@@ -80,3 +80,48 @@ def test_the_upload_fills_a_private_tree_from_stdin_byte_for_byte(tmp_path: Path
 def test_candidate_roots_are_fresh_and_under_the_prefix() -> None:
     roots = {candidate_root() for _ in range(50)}
     assert len(roots) == 50 and all(r.startswith(CANDIDATE_PREFIX) for r in roots)
+
+
+def test_become_runs_the_script_as_root_through_real_sudo_with_its_input_intact() -> None:
+    script = "echo \"$(id -u) 'quoted' $((6 * 7))\"; cat"
+    command = Become("root", "here").command(script)
+    done = subprocess.run(["sh", "-c", command], input="the input\n", capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stdout) == (0, "0 'quoted' 42\nthe input\n"), done.stderr
+
+
+def test_with_a_password_it_goes_first_on_stdin_and_only_then() -> None:
+    become = Become("deploy", "lb1", "pw with space")
+    assert become.stdin(b"data") == b"data"
+    become.with_password = True
+    assert become.stdin(b"data") == b"pw with space\ndata"
+    assert become.command("true").startswith("sudo -S -p '' -- ")
+
+
+@pytest.mark.parametrize(("ran", "refused"), [
+    (Ran(1, "", "sudo: a password is required\n"), True),
+    (Ran(1, "", "sudo: unable to resolve host lb1\nsudo: a password is required\n"), True),
+    (Ran(127, "", "sh: 1: sudo: not found\n"), True),
+    (Ran(1, "", "haproxy: config refused\n"), False),
+    (Ran(1, "", "sudo: unable to resolve host lb1\nhaproxy: config refused\n"), False),
+    (Ran(1, "", "deploy is not in the sudoers file.\n"), True),
+    (Ran(127, "", "sudo: unable to resolve host lb1\nsh: 1: drbdadm: not found\n"), False),
+    (Ran(0, "", "sudo: unable to resolve host lb1\n"), False),
+])
+def test_only_sudo_saying_no_counts_as_its_refusal(ran: Ran, refused: bool) -> None:
+    assert Become("deploy", "lb1").refused(ran) is refused
+
+
+@pytest.mark.parametrize(("password", "stderr", "code", "said"), [
+    (None, "sudo: a password is required", 1, "asks deploy for a password; run again with --ask-become-pass"),
+    ("Zq9-x", "Sorry, try again.\nsudo: 1 incorrect password attempt", 1, "refused the password given for deploy"),
+    ("Zq9-x", "deploy is not in the sudoers file.", 1, "deploy@lb1 may not run commands as root"),
+    (None, "sh: 1: sudo: not found", 127, "sudo is not installed on lb1"),
+])
+def test_each_sudo_refusal_says_what_to_do(password: str | None, stderr: str, code: int, said: str) -> None:
+    message = str(Become("deploy", "lb1", password).failure(Ran(code, "", stderr)))
+    assert said in message and (password is None or password not in message), message
+
+
+def test_the_become_password_is_in_no_repr() -> None:
+    secret = "s3cret-value"
+    assert secret not in repr(SshSettings(become_password=secret)) + repr(Become("deploy", "lb1", secret))

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from haops.transport import HostFailure, run
+from haops.transport import HostFailure, run, shell_command
 
 if TYPE_CHECKING:
     from fabric import Connection
@@ -44,12 +44,15 @@ class HostLock:
 
     def __enter__(self) -> HostLock:
         holder = f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()} since {time.strftime('%H:%M:%S')}"
-        command = (f"mkdir -p /run/lock && exec flock -n {LOCK} sh -c {shlex.quote(HOLD)} lock "
-                   f"{shlex.quote(holder)} {shlex.quote(self.then)}")
+        script = (f"mkdir -p /run/lock && exec flock -n {LOCK} sh -c {shlex.quote(HOLD)} lock "
+                  f"{shlex.quote(holder)} {shlex.quote(self.then)}")
+        command, first = shell_command(self.connection, script)
         try:
             self.channel = channel = self.connection.client.get_transport().open_session(timeout=ANSWER_S)
             channel.settimeout(ANSWER_S)
             channel.exec_command(command)
+            if first:
+                channel.sendall(first)
             self._await_lock(channel)
         except (TimeoutError, OSError, EOFError) as exc:
             raise HostFailure(f"taking the apply lock on {self.host} failed: {exc or 'no answer'}") from None

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from haops.cli.common import InventoryPath, JsonFlag, load_inventory
+from haops.cli.common import AskBecomePass, InventoryPath, JsonFlag, load_inventory, ssh_settings
 from haops.cli.output import err, out
 from haops.errors import UserError
 from haops.inventory.model import Inventory
@@ -37,19 +37,19 @@ def apply(
     host_rollback: bool = typer.Option(True, "--host-rollback/--no-host-rollback",
                                        help="On a failure, also roll back what this run already made live on that host "
                                             "(--no-host-rollback: only the failed target)."),
+    ask_become_pass: bool = AskBecomePass,
     as_json: bool = JsonFlag,
 ) -> None:
     """Render, check on each host, install atomically, reload gracefully, prove it, roll back on failure."""
     from haops.apply.run import ApplyOptions
     from haops.apply.run import apply as run_apply
-    from haops.session import settings_for
 
     inv = load_inventory(inventory)
     hosts = select_hosts(inv, limit)
     if max_fail and not serial:
         err().print("note: --max-fail only counts between --serial batches; all hosts run at once here")
     options = ApplyOptions(check, diff, concurrency, serial, max_fail, trust_new_hosts, host_rollback)
-    settings = settings_for(inv, trust_new_hosts)
+    settings = ssh_settings(inv, trust_new_hosts, ask_become_pass)
     with LiveSteps(hosts, enabled=not as_json) as steps:
         outcomes = run_apply(inv, hosts, options, settings, steps.update)
     if as_json:

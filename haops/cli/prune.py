@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from haops.cli.common import InventoryPath, load_inventory
+from haops.cli.common import AskBecomePass, InventoryPath, load_inventory, ssh_settings
 from haops.cli.output import out
 
 
@@ -15,6 +15,7 @@ def prune(
     limit: str = typer.Option("", "--limit", "-l", help="Only these hosts: comma-separated host globs or group names."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Remove without asking."),
     dry_run: bool = typer.Option(False, "--list", help="Only list the leftovers; change nothing."),
+    ask_become_pass: bool = AskBecomePass,
 ) -> None:
     """Daemons stopped, rules unloaded, files moved into the host's backup folder: only what haops recorded making live."""
     from haops.apply.execute import BACKUP_ROOT, new_run_id
@@ -22,7 +23,6 @@ def prune(
     from haops.apply.lock import HostLock
     from haops.apply.prune import Leftover, leftovers, retire_script
     from haops.cli.apply import select_hosts
-    from haops.session import settings_for
     from haops.targets import targets_by_host
     from haops.targets.daemon import DETECT_INIT
     from haops.transport import Connections, HostFailure, run
@@ -30,7 +30,7 @@ def prune(
     inv = load_inventory(inventory)
     hosts = select_hosts(inv, limit)
     wanted = targets_by_host(inv)
-    connections = Connections(inv.hosts, settings_for(inv))
+    connections = Connections(inv.hosts, ssh_settings(inv, ask_become_pass=ask_become_pass))
     found: list[Leftover] = []
     inits: dict[str, str] = {}
     failed: list[str] = []

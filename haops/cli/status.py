@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from haops.cli.common import InventoryPath, JsonFlag, load_inventory
+from haops.cli.common import AskBecomePass, InventoryPath, JsonFlag, load_inventory, ssh_settings
 from haops.cli.output import err, out
 
 if TYPE_CHECKING:
@@ -21,15 +21,14 @@ STATE_STYLES = {"MASTER": "bold green", "BACKUP": "cyan", "FAULT": "bold red", "
                 "MAINT": "yellow", "unknown": "bold red"}
 
 
-def status(inventory: Path = InventoryPath, as_json: bool = JsonFlag) -> None:
+def status(inventory: Path = InventoryPath, ask_become_pass: bool = AskBecomePass, as_json: bool = JsonFlag) -> None:
     """Read the live cluster: VRRP from keepalived's own dump, backends from each balancer (read only)."""
-    from haops.session import settings_for
     from haops.status import as_json as status_json
     from haops.status import read_status
     from haops.transport import Connections
 
     inv = load_inventory(inventory)
-    connections = Connections(inv.hosts, settings_for(inv))
+    connections = Connections(inv.hosts, ssh_settings(inv, ask_become_pass=ask_become_pass))
     try:
         with err().status("reading the cluster"):
             found = read_status(inv, connections)

@@ -31,10 +31,8 @@ from haops.errors import UserError
 # Ansible's connection variables and the haops host variable each one becomes.
 CARRIED = {"ansible_port": "ssh_port", "ansible_user": "ssh_user", "ansible_ssh_private_key_file": "ssh_key"}
 NOT_CARRIED_WHY = {
-    "ansible_become": "haops connects as the SSH user and needs root there; privilege escalation (sudo) is not supported yet",
-    "ansible_become_user": "haops has no privilege escalation yet",
-    "ansible_become_method": "haops has no privilege escalation yet",
-    "ansible_become_password": "haops has no privilege escalation yet (and never stores passwords)",
+    "ansible_become_password": "haops never stores passwords; run with --ask-become-pass",
+    "ansible_become_pass": "haops never stores passwords; run with --ask-become-pass",
     "ansible_password": "haops authenticates with keys and the agent only",
     "ansible_ssh_pass": "haops authenticates with keys and the agent only",
     "ansible_connection": "haops always connects over SSH",
@@ -42,6 +40,7 @@ NOT_CARRIED_WHY = {
     "ansible_ssh_common_args": "set SSH options in ~/.ssh/config, which haops reads",
     "ansible_ssh_extra_args": "set SSH options in ~/.ssh/config, which haops reads",
 }
+BECOME_VARS = ("ansible_become", "ansible_become_method", "ansible_become_user")
 GROUP_NOT_CARRIED = {"all": "every haops host is in it anyway", "ungrouped": "a haops host may be in no group"}
 RANGE = re.compile(r"\[([^\]:]+):([^\]:]+)(?::(\d+))?\]")
 LABEL_BAD = re.compile(r"[^a-z0-9-]+")
@@ -340,6 +339,20 @@ def _is_ip(text: str) -> bool:
     return True
 
 
+def become_from(hostvars: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """haops' `become` from Ansible's: sudo to root is carried, any other method or user is not."""
+    wanted = hostvars.get("ansible_become")
+    method = str(hostvars.get("ansible_become_method", "sudo"))
+    user = str(hostvars.get("ansible_become_user", "root"))
+    if wanted is None or str(wanted).lower() not in ("true", "yes", "1", "on"):
+        extra = [k for k in ("ansible_become_method", "ansible_become_user") if k in hostvars]
+        return None, [f"not carried over: {k} (ansible_become is not on)" for k in extra]
+    if method != "sudo" or user != "root":
+        return None, [f"not carried over: ansible_become with method {method!r} to user {user!r} (haops becomes "
+                      "root through sudo only)"]
+    return "sudo", ["become: sudo, from ansible_become"]
+
+
 def draft_host(ansible: str, name: str, hostvars: dict[str, Any]) -> HostDraft:
     notes: list[str] = []
     variables: dict[str, Any] = {}
@@ -357,8 +370,12 @@ def draft_host(ansible: str, name: str, hostvars: dict[str, Any]) -> HostDraft:
         notes.append(f"address: ansible_host {address}")
     if name != ansible:
         notes.append(f"named {name!r} (haops host names are DNS labels); Ansible calls it {ansible!r}")
+    become, become_notes = become_from(hostvars)
+    if become:
+        variables["become"] = become
+    notes += become_notes
     for key, value in sorted(hostvars.items()):
-        if key == "ansible_host":
+        if key == "ansible_host" or key in BECOME_VARS:
             continue
         if key in CARRIED:
             variables[CARRIED[key]] = int(value) if key == "ansible_port" else str(value)

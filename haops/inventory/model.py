@@ -40,6 +40,7 @@ class Host:
     ssh_key: str | None = None
     init: str = "auto"
     weight: int = 1
+    become: str = "none"  # "sudo": log in as ssh_user, run every command as root through sudo
 
     @property
     def connect_to(self) -> str:

@@ -45,6 +45,7 @@ class Login:
     address: str
     port: int
     user: str
+    sudo: bool = False  # the destination's rsync runs as root through sudo (NOPASSWD: nobody can answer it)
 
 
 def ssh_command(login: Login, known_hosts: str, options: RsyncOptions) -> str:
@@ -69,6 +70,8 @@ def rsync_argv(source_path: str, login: Login, dest_path: str, known_hosts: str,
     """rsync on the source host pushing the *contents* of source_path into dest_path."""
     argv = ["rsync", "-aAXz", "--mkpath", "--itemize-changes", "--stats", "--info=progress2", "--no-human-readable",
             f"--timeout={options.io_timeout_s}", "-e", ssh_command(login, known_hosts, options)]
+    if login.sudo:
+        argv.append("--rsync-path=sudo -n rsync")
     if options.numeric_ids:
         argv.append("--numeric-ids")
     if options.delete:
