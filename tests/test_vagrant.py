@@ -1,17 +1,21 @@
-"""`haops inventory from-vagrant` on recorded `vagrant ssh-config` output, and the Vagrantfile."""
+"""`haops inventory from-vagrant` on recorded `vagrant ssh-config` output, the Vagrantfile, and
+the inventory's VMs planned against a machine (`haops vagrant plan`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from haops import inventory
 from haops.errors import UserError
-from haops.vagrant import merge_into_inventory, parse_ssh_config
+from haops.inventory.model import Inventory
+from haops.vagrant import EMULATION_OVERHEAD_MIB, Machine, merge_into_inventory, parse_ssh_config, vm_plan
 
 pytestmark = pytest.mark.unit
 RECORDED = Path(__file__).parent / "data" / "vagrant-ssh-config.txt"
@@ -67,3 +71,88 @@ def test_vagrantfile_refuses_a_broken_inventory(tmp_path: Path) -> None:
     env = {**os.environ, "HAOPS_INVENTORY": str(broken), "VAGRANT_HOME": str(tmp_path), "VAGRANT_DOTFILE_PATH": str(tmp_path / "dot")}
     done = subprocess.run(["vagrant", "validate", "--ignore-provider"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode != 0 and "address" in done.stdout + done.stderr
+
+
+# --- the inventory's VMs: read alike by haops and the Vagrantfile, and planned against a machine ----
+
+VMS = """\
+vars: {vm: {memory: 1G}}
+groups:
+  db: {hosts: [db1], vars: {vm: {cpus: 2, memory: 768, disks: [1G, 512M]}}}
+  zz: {hosts: [db1], vars: {vm: {cpus: 3, memory: 2G}}}
+hosts:
+  lb1: {address: 10.213.1.11, vars: {vm: {cpus: 4}}}
+  db1: {address: 10.213.1.51, groups: [db]}
+  web1: 10.213.1.21
+"""
+
+
+def test_the_vagrantfile_reads_each_vm_as_haops_does(tmp_path: Path) -> None:
+    path = tmp_path / "vms.yml"
+    path.write_text(VMS)
+    script = ('require "yaml"; require "json"; require_relative ARGV[0]; inv = YAML.safe_load(File.read(ARGV[1])); '
+              'puts JSON.dump(inv["hosts"].to_h { |name, spec| [name, vm_resources(inv, name, spec)] })')
+    done = subprocess.run(["ruby", "-e", script, str(ROOT / "scripts" / "vagrant_vms.rb"), str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    ours = {name: {"cpus": vm.cpus, "memory": vm.memory_mib, "disks": list(vm.disks_mib)}
+            for name, vm in vm_plan(inventory.parse(VMS), MACHINE_20G, False).vms.items()}
+    assert json.loads(done.stdout) == ours
+    assert ours["db1"] == {"cpus": 3, "memory": 2048, "disks": []}  # group zz after db: its vm replaces db's whole
+    assert ours["web1"] == {"cpus": 1, "memory": 1024, "disks": []}
+
+
+MACHINE_20G = Machine(memory_mib=20 * 1024, available_mib=18 * 1024, swap_mib=0, cpus=8)
+
+
+def six_gib_vms(count: int) -> Inventory:
+    hosts = "".join(f"  vm{i}: {{address: 10.213.1.{i + 10}}}\n" for i in range(count))
+    return inventory.parse(f"vars: {{vm: {{memory: 6G, cpus: 2}}}}\nhosts:\n{hosts}")
+
+
+def test_vms_that_fit_plan_without_a_word() -> None:
+    planned = vm_plan(six_gib_vms(2), MACHINE_20G, emulated=False)
+    assert (planned.memory_mib, planned.cpus, planned.warnings(), planned.refusal()) == (12 * 1024, 4, [], None)
+
+
+def test_the_seeds_hypervisor_is_warned_of_overcommit_then_refused() -> None:
+    three = vm_plan(six_gib_vms(3), MACHINE_20G, emulated=False)
+    assert three.refusal() is None and any("memory is overcommitted: the VMs need 18.0 GiB" in w for w in three.warnings())
+    four = vm_plan(six_gib_vms(4), MACHINE_20G, emulated=False)
+    assert "the VMs need 24.0 GiB but this machine has 20.0 GiB" in (four.refusal() or "")
+    assert not any("vCPUs" in w for w in four.warnings())  # 8 vCPUs on 8 CPUs is no overcommit
+    assert any("10 vCPUs on 8 CPUs" in w for w in vm_plan(six_gib_vms(5), MACHINE_20G, False).warnings())
+
+
+def test_software_emulation_counts_its_own_memory_per_vm() -> None:
+    assert vm_plan(six_gib_vms(2), MACHINE_20G, emulated=True).memory_mib == 12 * 1024 + 2 * EMULATION_OVERHEAD_MIB
+
+
+def test_the_machine_is_read_from_meminfo(tmp_path: Path) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24576000 kB\nMemFree:  1 kB\nMemAvailable:   20480000 kB\nSwapTotal:      1048576 kB\n")
+    machine = Machine.this(meminfo)
+    assert (machine.memory_mib, machine.available_mib, machine.swap_mib) == (24000, 20000, 1024)
+
+
+@pytest.mark.parametrize("vm, message", [
+    ("{cpu: 2}", "has no cpu; it takes cpus, memory and disks"),
+    ("{memory: 64M}", "at least 128 MiB"),
+    ("{memory: 2T}", "a size such as 512M or 2G"),
+    ("{cpus: 0}", "cpus must be a whole number 1-64"),
+    ("{disks: 1G}", "disks must be a list"),
+    ("2G", "must be a mapping"),
+])
+def test_a_wrong_vm_is_refused_with_what_it_takes(vm: str, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        inventory.parse(f"hosts:\n  a: {{address: 10.213.1.11, vars: {{vm: {vm}}}}}\n")
+
+
+def test_plan_exits_1_when_the_vms_cannot_fit_this_machine(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yml"
+    path.write_text("hosts:\n  big: {address: 10.213.1.11, vars: {vm: {memory: 4194304}}}\n  small: 10.213.1.12\n")
+    done = subprocess.run([sys.executable, "-m", "haops", "vagrant", "plan", "-i", str(path), "--json"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    report = json.loads(done.stdout)
+    assert done.returncode == 1 and "the VMs need 4096.5 GiB" in report["refusal"], done.stdout + done.stderr
+    assert report["vms"]["small"] == {"cpus": 1, "memory_mib": 512, "disks_mib": []}

@@ -12,6 +12,7 @@ from haops.cli import db as db_cli
 from haops.cli import drbd as drbd_cli
 from haops.cli import inventory as inventory_cli
 from haops.cli import lab as lab_cli
+from haops.cli import vagrant as vagrant_cli
 from haops.cli.apply import apply
 from haops.cli.drill import drill
 from haops.cli.metrics import metrics
@@ -50,6 +51,7 @@ app.add_typer(inventory_cli.app, name="inventory")
 app.add_typer(lab_cli.app, name="lab")
 app.add_typer(drbd_cli.app, name="drbd")
 app.add_typer(db_cli.app, name="db")
+app.add_typer(vagrant_cli.app, name="vagrant")
 
 
 def version_callback(value: bool) -> None:

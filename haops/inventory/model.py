@@ -28,6 +28,14 @@ class LabSettings:
 
 
 @dataclass(frozen=True)
+class VmSpec:
+    """The VM a Vagrant run makes for a host: vCPUs, memory, and extra disks (MiB each)."""
+    cpus: int = 1
+    memory_mib: int = 512
+    disks_mib: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Host:
     name: str
     address: IPAddress  # the host's first address: where SSH goes unless ssh_host says otherwise
@@ -41,6 +49,7 @@ class Host:
     init: str = "auto"
     weight: int = 1
     become: str = "none"  # "sudo": log in as ssh_user, run every command as root through sudo
+    vm: VmSpec | None = None  # None: Vagrant's defaults (1 vCPU, 512 MiB, no extra disk)
 
     @property
     def connect_to(self) -> str:

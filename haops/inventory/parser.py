@@ -22,7 +22,7 @@ from haops.inventory.vrrp import VrrpReader
 from haops.inventory.zones import ZoneReader
 
 TOP_KEYS = ("lab", "vars", "groups", "hosts", "services", "zones", "drbd", "vrrp", "postgresql", "responders")
-HOST_VARS = ("interface", "ssh_user", "ssh_port", "ssh_host", "ssh_key", "init", "weight", "become")
+HOST_VARS = ("interface", "ssh_user", "ssh_port", "ssh_host", "ssh_key", "init", "weight", "become", "vm")
 HOST_VAR_CHECKS = {
     "interface": values.interface,
     "ssh_user": values.user,
@@ -32,6 +32,7 @@ HOST_VAR_CHECKS = {
     "init": values.one_of("auto", "systemd", "none"),
     "weight": values.weight,
     "become": values.one_of("sudo", "none"),
+    "vm": values.vm_spec,
 }
 KeyPath = tuple[str | int, ...]
 Review = Callable[[Inventory], tuple[Inventory, list[tuple[KeyPath, str]]]]

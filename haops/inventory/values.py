@@ -204,3 +204,41 @@ def ip_networks(value: Any) -> list[Any]:
 def process_name(value: Any) -> str:
     """A process name as `killall` and `pidof` take it."""
     return matching(re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$"), "a process name such as haproxy")(value)
+
+
+SIZE = re.compile(r"^(\d{1,7})(M|G)$")
+
+
+def size_mib(value: Any) -> int:
+    """A size as MiB: a whole number of MiB, or text such as 512M or 2G."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        mib = value
+    else:
+        match = SIZE.match(_text(value, "a size in MiB, or text such as 512M or 2G"))
+        if not match:
+            raise ValueError(f"must be a size such as 512M or 2G, got {show(value)}")
+        mib = int(match.group(1)) * (1024 if match.group(2) == "G" else 1)
+    if not 1 <= mib <= 4 * 1024 * 1024:
+        raise ValueError(f"must be 1 MiB to 4 TiB, got {mib} MiB")
+    return mib
+
+
+def vm_spec(value: Any) -> Any:
+    """A host's `vm`: {cpus: 1-64, memory: at least 128 MiB, disks: [extra disk sizes]}."""
+    from haops.inventory.model import VmSpec
+
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a mapping such as {{cpus: 1, memory: 512M, disks: [1G]}}, got {show(value)}")
+    unknown = sorted(set(value) - {"cpus", "memory", "disks"})
+    if unknown:
+        raise ValueError(f"has no {', '.join(unknown)}; it takes cpus, memory and disks")
+    cpus = value.get("cpus", 1)
+    if isinstance(cpus, bool) or not isinstance(cpus, int) or not 1 <= cpus <= 64:
+        raise ValueError(f"cpus must be a whole number 1-64, got {show(cpus)}")
+    memory = size_mib(value.get("memory", 512))
+    if memory < 128:
+        raise ValueError(f"memory must be at least 128 MiB (a Debian guest boots in it), got {memory} MiB")
+    disks = value.get("disks", [])
+    if not isinstance(disks, list) or len(disks) > 8:
+        raise ValueError(f"disks must be a list of at most 8 sizes such as [1G], got {show(disks)}")
+    return VmSpec(cpus, memory, tuple(size_mib(disk) for disk in disks))
