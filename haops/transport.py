@@ -41,14 +41,18 @@ class HostFailure(Exception):
 
 SUDO = "sudo"
 SUDO_REFUSALS = ("a password is required", "a terminal is required", "incorrect password", "Sorry, try again",
-                 "is not in the sudoers file", "is not allowed to run", "may not run sudo")
+                 "is not in the sudoers file", "is not allowed to run", "is not allowed to execute", "may not run sudo")
+PASSWORD_FLAGS = "-S -k -p ''"  # the password from stdin, asked for every time, with no prompt text
 
 
 @dataclass
 class Become:
     """Root through sudo, for a login that is not root. sudo -n first: with NOPASSWD nothing more
     is needed. When the host's sudo asks for a password, the password is checked once on its own
-    (so a wrong one is never retried against a command's input), then goes first on stdin."""
+    (so a wrong one is never retried against a command's input), then goes first on stdin of
+    every command, each with -k: sudo then always reads it, even where a sudoers timestamp
+    (timestamp_type=global, !tty_tickets) would let it skip the prompt and hand the password
+    line to the script. sudo runs in the C locale, so its refusals read as SUDO_REFUSALS."""
 
     user: str
     host: str
@@ -57,10 +61,10 @@ class Become:
     settled: bool = False  # a command ran through sudo: it is known to answer
 
     def command(self, script: str, keep_agent: bool = False) -> str:
-        flags = "-S -p ''" if self.with_password else "-n"
+        flags = PASSWORD_FLAGS if self.with_password else "-n"
         # sudo resets the environment; the forwarded agent's socket is passed on by name
         agent = 'env SSH_AUTH_SOCK="$SSH_AUTH_SOCK" ' if keep_agent else ""
-        return f"sudo {flags} -- {agent}sh -c {shlex.quote(script)}"
+        return f"env LC_ALL=C sudo {flags} -- {agent}sh -c {shlex.quote(script)}"
 
     def stdin(self, data: bytes) -> bytes:
         if not self.with_password:
@@ -86,8 +90,9 @@ class Become:
         if "incorrect password" in ran.stderr or "try again" in ran.stderr.lower():
             return HostFailure(f"become sudo: sudo on {self.host} refused the password given for {self.user}")
         if "password is required" in ran.stderr and self.password is None:
-            return HostFailure(f"become sudo: sudo on {self.host} asks {self.user} for a password; run again with "
-                               f"--ask-become-pass, or allow {self.user} NOPASSWD sudo there")
+            return HostFailure(f"become sudo: sudo on {self.host} asks {self.user} for a password (or does not allow "
+                               f"{self.user} at all): run again with --ask-become-pass, or allow {self.user} NOPASSWD "
+                               "sudo there")
         return HostFailure(f"become sudo: sudo on {self.host} refused {where}: {said}")
 
 
@@ -410,7 +415,7 @@ def learn_password(connection: Connection, become: Become, refusal: Ran) -> None
     HostFailure says why sudo will not do."""
     if become.with_password or become.password is None or "password is required" not in refusal.stderr:
         raise become.failure(refusal)
-    check = run_command(connection, "sudo -S -p '' -k -- true", None, become.password.encode("utf-8") + b"\n")
+    check = run_command(connection, f"env LC_ALL=C sudo {PASSWORD_FLAGS} -- true", None, become.password.encode("utf-8") + b"\n")
     if check.code != 0:
         raise become.failure(check)
     become.with_password = True

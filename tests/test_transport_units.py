@@ -94,7 +94,7 @@ def test_with_a_password_it_goes_first_on_stdin_and_only_then() -> None:
     assert become.stdin(b"data") == b"data"
     become.with_password = True
     assert become.stdin(b"data") == b"pw with space\ndata"
-    assert become.command("true").startswith("sudo -S -p '' -- ")
+    assert become.command("true").startswith("env LC_ALL=C sudo -S -k -p '' -- ")  # -k: it always reads the line
 
 
 @pytest.mark.parametrize(("ran", "refused"), [
@@ -104,6 +104,7 @@ def test_with_a_password_it_goes_first_on_stdin_and_only_then() -> None:
     (Ran(1, "", "haproxy: config refused\n"), False),
     (Ran(1, "", "sudo: unable to resolve host lb1\nhaproxy: config refused\n"), False),
     (Ran(1, "", "deploy is not in the sudoers file.\n"), True),
+    (Ran(1, "", "Sorry, user deploy is not allowed to execute '/usr/bin/sh -c true' as root on lb1.\n"), True),
     (Ran(127, "", "sudo: unable to resolve host lb1\nsh: 1: drbdadm: not found\n"), False),
     (Ran(0, "", "sudo: unable to resolve host lb1\n"), False),
 ])
@@ -112,7 +113,7 @@ def test_only_sudo_saying_no_counts_as_its_refusal(ran: Ran, refused: bool) -> N
 
 
 @pytest.mark.parametrize(("password", "stderr", "code", "said"), [
-    (None, "sudo: a password is required", 1, "asks deploy for a password; run again with --ask-become-pass"),
+    (None, "sudo: a password is required", 1, "asks deploy for a password (or does not allow deploy at all): run again with --ask-become-pass"),
     ("Zq9-x", "Sorry, try again.\nsudo: 1 incorrect password attempt", 1, "refused the password given for deploy"),
     ("Zq9-x", "deploy is not in the sudoers file.", 1, "deploy@lb1 may not run commands as root"),
     (None, "sh: 1: sudo: not found", 127, "sudo is not installed on lb1"),
