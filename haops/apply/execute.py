@@ -115,7 +115,10 @@ def handover_wait(daemon: Daemon, listeners: list[tuple[str, int]], daemons: lis
     if not listeners:
         return []
     tests = " && ".join(daemon.port_not_being_handed_over(port, address, daemons) for address, port in listeners)
-    return [f"for i in $(seq {HANDOVER_WAIT_S * 10}); do {tests} && break; sleep 0.1; done"]
+    # bounded by time, not by a count of tries (each try costs some ss runs): uptime in centiseconds
+    now = 'read up _ < /proc/uptime; now=${up%.*}${up#*.}'
+    return [f"{now}; end=$((now + {HANDOVER_WAIT_S * 100})); "
+            f"while ! {{ {tests}; }}; do {now}; [ \"$now\" -lt \"$end\" ] || break; sleep 0.1; done"]
 
 
 def daemon_programs() -> list[str]:

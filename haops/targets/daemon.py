@@ -70,7 +70,7 @@ class Daemon:
         """Shell test: no process named in `daemons` (the programs haops runs) listens on the address
         and port, or this daemon does. A stranger holding it is no handover: the bind's refusal says so."""
         names = shlex.quote(f'users:\\(\\("({"|".join(daemons)})",')
-        return (f"{{ ! ss -ltnpH {shlex.quote(listening_on(address, port))} | grep -Eq {names} "
+        return (f"{{ ! ss -ltnpH {shlex.quote(in_the_way_of(address, port))} | grep -Eq {names} "
                 f"|| ( {self.holds_port(port, address)} ); }}")
 
     def start_command(self, init: str) -> str:
@@ -103,7 +103,18 @@ def log_since(path: str, offset: str) -> str:
     return f"tail -c +$(({offset} + 1)) {shlex.quote(path)} 2>/dev/null"
 
 
+def in_the_way_of(address: str, port: int) -> str:
+    """An ss filter for listeners that keep a bind to the address and port from working: on it,
+    or on the wildcard address of the same port."""
+    if address == "0.0.0.0":
+        return f"sport = :{port}"
+    return f"( src {ss_address(address)} or src 0.0.0.0 or src [::] ) and sport = :{port}"
+
+
 def listening_on(address: str, port: int) -> str:
     """An ss filter for listeners on the TCP address and port (0.0.0.0: any address)."""
-    source = f"[{address}]" if ":" in address else address  # ss reads an IPv6 source only in brackets
-    return f"sport = :{port}" if address == "0.0.0.0" else f"src {source} and sport = :{port}"
+    return f"sport = :{port}" if address == "0.0.0.0" else f"src {ss_address(address)} and sport = :{port}"
+
+
+def ss_address(address: str) -> str:
+    return f"[{address}]" if ":" in address else address  # ss reads an IPv6 source only in brackets

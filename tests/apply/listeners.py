@@ -7,17 +7,18 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-# Listens on a free loopback port, prints it, and closes the listener after argv[1] seconds.
+# Listens on a free port of argv[2] (loopback, or 0.0.0.0: every address), prints the port, and
+# closes the listener after argv[1] seconds.
 HOLDER = """
 import socket, sys, time
-s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+s = socket.socket(); s.bind((sys.argv[2], 0)); s.listen()
 print(s.getsockname()[1], flush=True)
 time.sleep(float(sys.argv[1])); s.close(); time.sleep(30)
 """
 
 
-def holder(seconds: float) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(seconds)], stdout=subprocess.PIPE, text=True)
+def holder(seconds: float, address: str = "127.0.0.1") -> Iterator[tuple[subprocess.Popen[str], int]]:
+    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(seconds), address], stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
         yield process, int(process.stdout.readline())

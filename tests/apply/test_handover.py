@@ -52,6 +52,12 @@ def test_waits_while_another_process_lets_go_of_the_port(tmp_path: Path,
     assert 0.8 <= waited < HANDOVER_WAIT_S, waited
 
 
+def test_a_wildcard_listener_on_the_port_is_in_the_way_of_one_address_too(tmp_path: Path) -> None:
+    for process, port in holder(1.0, "0.0.0.0"):
+        waited = seconds_to_run(handover_wait(daemon_with_master(tmp_path, 1), [("127.0.0.1", port)], [program(process)]))
+        assert 0.8 <= waited < HANDOVER_WAIT_S, waited
+
+
 def test_does_not_wait_for_a_port_the_daemon_holds_itself(tmp_path: Path,
                                                           held: tuple[subprocess.Popen[str], int]) -> None:
     process, port = held
