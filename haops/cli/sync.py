@@ -127,11 +127,11 @@ def run_sync(ctx: SyncContext, schedule: Schedule, yes: bool, as_json: bool) -> 
             reports = run_continuous(ctx, schedule, lambda report: show(report, as_json, continuous=True),
                                      with_progress)
             return all(r.ok for r in reports)
-        max_delete = None
+        deletable = None
         if ctx.request.options.delete and not ctx.request.options.dry_run:
-            max_delete = confirmed_deletions(ctx, yes, as_json)
+            deletable = confirmed_deletions(ctx, yes, as_json)
         with progress_for(ctx):
-            report = sync_pass(ctx, max_delete=max_delete)  # at most what the preview listed
+            report = sync_pass(ctx, deletable=deletable)  # only what the preview listed
         show(report, as_json, continuous=False)
         return report.ok
     except HostFailure as exc:
@@ -146,8 +146,8 @@ def with_progress(ctx: SyncContext) -> PassReport:
         return sync_pass(ctx)
 
 
-def confirmed_deletions(ctx: SyncContext, yes: bool, as_json: bool) -> dict[str, int]:
-    """The dry-run preview of --delete; the real run may remove no more than it listed."""
+def confirmed_deletions(ctx: SyncContext, yes: bool, as_json: bool) -> dict[str, tuple[str, ...]]:
+    """The dry-run preview of --delete; the real run may remove only what it listed."""
     from haops.replication.fanout import preview_deletions
 
     with progress_for(ctx, "preview"):
@@ -168,7 +168,7 @@ def confirmed_deletions(ctx: SyncContext, yes: bool, as_json: bool) -> dict[str,
             raise UserError(f"--delete would remove {total} paths (listed above); run again with --yes to remove them")
         if not typer.confirm(f"Remove these {total} paths?", default=False):
             raise UserError("nothing changed: the deletions were not confirmed")
-    return {r.host: len(r.deletions) for r in preview.results if not r.error}
+    return {r.host: tuple(r.deletions) for r in preview.results if not r.error}
 
 
 class ProgressView:

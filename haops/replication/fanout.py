@@ -174,7 +174,7 @@ def sync_destination(ctx: SyncContext, agent: RunAgent, source: Manifest, dest: 
 
 
 def sync_pass(ctx: SyncContext, options: rsync.RsyncOptions | None = None,
-              max_delete: dict[str, int] | None = None) -> PassReport:
+              deletable: dict[str, tuple[str, ...]] | None = None) -> PassReport:
     """Every destination in parallel; a destination that fails does not hold up the others."""
     options = options or ctx.request.options
     request = ctx.request
@@ -189,7 +189,7 @@ def sync_pass(ctx: SyncContext, options: rsync.RsyncOptions | None = None,
     try:
         with ThreadPoolExecutor(max_workers=len(request.destinations)) as pool:
             futures = [pool.submit(sync_destination, ctx, agent, source, dest,
-                                   options_for(options, dest, max_delete)) for dest in request.destinations]
+                                   options_for(options, dest, deletable)) for dest in request.destinations]
         report.results = [f.result() for f in futures]
     finally:
         agent.close()
@@ -197,15 +197,18 @@ def sync_pass(ctx: SyncContext, options: rsync.RsyncOptions | None = None,
     return report
 
 
-def options_for(options: rsync.RsyncOptions, dest: str, max_delete: dict[str, int] | None) -> rsync.RsyncOptions:
-    if max_delete is None or not options.delete:
+def options_for(options: rsync.RsyncOptions, dest: str, deletable: dict[str, tuple[str, ...]] | None) -> rsync.RsyncOptions:
+    """With a confirmed preview: the destination may lose only what it listed (nothing when its
+    preview failed)."""
+    if deletable is None or not options.delete:
         return options
-    return replace(options, max_delete=max_delete.get(dest, 0))
+    paths = deletable.get(dest, ())
+    return replace(options, deletable=paths, max_delete=len(paths))
 
 
 def preview_deletions(ctx: SyncContext) -> PassReport:
     """What --delete would remove on each destination: a dry run, changing nothing."""
-    return sync_pass(ctx, replace(ctx.request.options, dry_run=True, delete=True, max_delete=None))
+    return sync_pass(ctx, replace(ctx.request.options, dry_run=True, delete=True, max_delete=None, deletable=None))
 
 
 def as_json(report: PassReport) -> dict[str, Any]:

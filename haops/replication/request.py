@@ -33,8 +33,9 @@ def check_path(path: str, role: str) -> str:
         raise UserError(f"{role} path must be absolute, got {path!r}")
     if any(c in path for c in LINE_BREAKERS):
         raise UserError(f"{role} path may not contain NUL or line breaks")
-    if path.rstrip("/") == "" or "/../" in path + "/" or path.endswith("/.."):
-        raise UserError(f"{role} path {path!r} is not a directory haops will sync (/ or a path with ..)")
+    parts = path.split("/")
+    if path.rstrip("/") == "" or ".." in parts or "." in parts:
+        raise UserError(f"{role} path {path!r} is not a directory haops will sync (/, or a path with . or ..)")
     return path.rstrip("/")
 
 

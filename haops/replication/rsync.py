@@ -34,6 +34,8 @@ class RsyncOptions:
     io_timeout_s: int = 30
     connect_timeout_s: int = 10
     bwlimit_kib: int | None = None
+    # With --delete: only these paths (as the preview listed them) may be removed; None: any.
+    deletable: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,25 @@ def rsync_argv(source_path: str, login: Login, dest_path: str, known_hosts: str,
     if options.bwlimit_kib is not None:
         argv.append(f"--bwlimit={options.bwlimit_kib}")
     argv += [f"--exclude={pattern}" for pattern in options.excludes]
-    argv += ["--", with_slash(source_path), f"{login.user}@{login.address}:{with_slash(dest_path)}"]
+    if options.delete and options.deletable is not None:
+        argv += only_these_deleted(options.deletable)
+    address = f"[{login.address}]" if ":" in login.address else login.address  # bare, rsync reads :: as daemon syntax
+    argv += ["--", with_slash(source_path), f"{login.user}@{address}:{with_slash(dest_path)}"]
     return argv
+
+
+def only_these_deleted(paths: tuple[str, ...]) -> list[str]:
+    """Filter rules that let --delete remove the listed paths and protect everything else: a
+    path that appeared on the destination after the preview stays."""
+    return [f"--filter=R /{literal_pattern(path)}" for path in paths] + ["--filter=P *"]
+
+
+def literal_pattern(path: str) -> str:
+    """A path as an rsync pattern matching only itself. rsync reads a backslash as an escape only
+    in a pattern that has a wildcard, so only such a pattern is escaped."""
+    if not any(c in path for c in "*?["):
+        return path
+    return re.sub(r"([*?\[\]\\])", r"\\\1", path)
 
 
 def with_slash(path: str) -> str:

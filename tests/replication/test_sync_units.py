@@ -223,6 +223,9 @@ def test_a_group_leaves_out_the_source(tmp_path: Path) -> None:
     ("src1:relative", "mirrors:/a", rsync.RsyncOptions(), "absolute"),
     ("src1:/", "mirrors:/a", rsync.RsyncOptions(), "not a directory"),
     ("src1:/a/../etc", "mirrors:/a", rsync.RsyncOptions(), "not a directory"),
+    ("src1:/a", "mirrors:/.", rsync.RsyncOptions(), "not a directory"),  # rsync's /./ is / itself
+    ("src1:/a", "mirrors://./", rsync.RsyncOptions(), "not a directory"),
+    ("src1:/a", "mirrors:/srv/./www", rsync.RsyncOptions(), "not a directory"),
     ("nobody:/a", "mirrors:/a", rsync.RsyncOptions(), "not a host"),
     ("src1:/a", "nogroup:/a", rsync.RsyncOptions(), "no host or group"),
     ("src1:/a", "src1:/b", rsync.RsyncOptions(), "is the source"),
@@ -271,3 +274,32 @@ def test_cli_refuses_inconsistent_options(capsys: pytest.CaptureFixture[str], ar
         main(["sync", "-i", "inventories/example.yml", "web1:/srv/a", "web:/srv/a", *args])
     assert exit_.value.code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_confirmed_delete_removes_only_the_listed_paths_with_real_rsync(tmp_path: Path) -> None:
+    source, dest = tmp_path / "src", tmp_path / "dst"
+    source.mkdir()
+    (dest / "olddir").mkdir(parents=True)
+    for name in ("shown", "we*rd", "weXrd", "olddir/f"):
+        (dest / name).write_text("x")
+
+    def rsync_delete(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["rsync", "-a", "--delete", "--itemize-changes", *extra, f"{source}/", f"{dest}/"],
+                              capture_output=True, text=True, timeout=60)
+
+    listed = [line.split(None, 1)[1] for line in rsync_delete("--dry-run").stdout.splitlines()]
+    assert sorted(listed) == ["olddir/", "olddir/f", "shown", "we*rd", "weXrd"]
+    (dest / "appeared-after-the-preview").write_text("keep me")
+    confirmed = ("shown", "we*rd", "olddir/f", "olddir/")  # weXrd not confirmed: a wildcard must not reach it
+    done = rsync_delete(*rsync.only_these_deleted(confirmed))
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in dest.iterdir()) == ["appeared-after-the-preview", "weXrd"]
+
+
+def test_an_ipv6_destination_is_bracketed_so_rsync_does_not_read_a_daemon() -> None:
+    login = rsync.Login("haops-dst1", "fd00:213::22", 22, "root")
+    argv = rsync.rsync_argv("/srv/www", login, "/srv/www", "/tmp/kh", rsync.RsyncOptions())
+    assert argv[-1] == "root@[fd00:213::22]:/srv/www/"
+    v4 = rsync.rsync_argv("/srv/www", rsync.Login("haops-dst1", "10.213.0.22", 22, "root"), "/srv/www", "/tmp/kh",
+                          rsync.RsyncOptions())
+    assert v4[-1] == "root@10.213.0.22:/srv/www/"
