@@ -136,3 +136,32 @@ def test_db_commands_give_a_one_screen_error_for_a_user_mistake(capsys: pytest.C
     assert status == 2 and "has no postgresql section" in err and "Traceback" not in err
     status, err = code("db", "promote", "web9", "-i", "inventories/postgresql.yml")
     assert status == 2 and "not a host of the postgresql cluster" in err
+
+
+def test_pg_hba_admits_each_peer_as_one_address_in_either_family() -> None:
+    from haops.targets import postgresql as target
+    from haops.targets.base import RenderContext
+
+    inv = inventory.parse("hosts:\n  db1: 10.213.44.11\n  db2: fd00:213:0:44::12\n"
+                          "postgresql: {primary: db1, standbys: [db2], replication_password: s3cret}\n", "inv.yml")
+    [hba] = [f for f in target.TARGET.render(inv, "db1", RenderContext()) if f.path.endswith("pg_hba.conf")]
+    peers = [line.split()[3] for line in hba.text.splitlines() if line.startswith("host") and " replication " in line]
+    assert peers == ["10.213.44.11/32", "fd00:213:0:44::12/128"]
+
+
+def test_verify_asks_postgresql_on_the_inventorys_port() -> None:
+    from types import SimpleNamespace
+
+    from haops.targets import postgresql as target
+
+    inv = parse("postgresql: {primary: db1, standbys: [db2], replication_password: s3cret, port: 5433}\n")
+    asked: list[str] = []
+
+    class Host:
+        def run(self, command: str) -> SimpleNamespace:
+            asked.append(command)
+            return SimpleNamespace(rc=0, stdout="true streaming\n", stderr="")
+
+    [check] = target.TARGET.state_checks(inv, "db2")
+    assert check.probe(Host())[2] == "pass"
+    assert " -p 5433 " in asked[0], asked

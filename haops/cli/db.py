@@ -105,7 +105,8 @@ def promote(host: str = typer.Argument(..., help="The standby to make the primar
         out().print_json(json.dumps(plain(done) | {"rto_s": done.rto_s}))
     else:
         print_promotion(done)
-    raise typer.Exit(0 if done.writable is not None and not done.not_repointed else 1)
+    # an old primary that could not be fenced may still take writes: that is no clean failover
+    raise typer.Exit(0 if done.writable is not None and not done.not_repointed and not done.not_fenced else 1)
 
 
 def print_promotion(done: Promotion) -> None:
@@ -113,6 +114,9 @@ def print_promotion(done: Promotion) -> None:
     out().print(f"[green]{done.new_primary} is the primary[/]; RTO (promotion start -> first committed write): {rto}")
     out().print(f"fenced: {', '.join(done.fenced) or 'none'}; re-pointed: {', '.join(done.repointed) or 'none'}"
                 + (f"; NOT re-pointed: {', '.join(done.not_repointed)}" if done.not_repointed else ""))
+    if done.not_fenced:
+        out().print(f"[bold red]NOT fenced:[/] {', '.join(done.not_fenced)}: SSH could not reach it; make sure it is "
+                    "down (power, network) before clients can reach it, or two primaries take writes")
     for note in done.notes:
         out().print(f"[yellow]note:[/] {note}")
     out().print("Update the inventory's postgresql.primary and standbys to match before the next apply.")

@@ -117,3 +117,12 @@ def test_promote_fences_a_running_primary_first(replicated: Cluster) -> None:
     status = db(replicated, "status")
     assert {h["host"]: h["role"] for h in status["hosts"]} == {"db1": "fenced", "db2": "standby", "db3": "primary"}
     assert status["problems"] == []
+
+
+def test_roles_swapped_in_the_inventory_never_wipe_the_primary(replicated: Cluster) -> None:
+    rows_before = sql(replicated, "db1", f"SELECT count(*) FROM {layout.LEDGER_TABLE}")
+    replicated.rewrite("primary: db1\n  standbys: {group: standby}", "primary: db2\n  standbys: [db1, db3]")
+    refused = {o.report.host: " ".join(o.report.messages) for o in apply_all(replicated) if not o.report.ok}
+    assert "holds tables of its own" in refused.get("db1", ""), refused
+    assert sql(replicated, "db1", "SELECT pg_is_in_recovery()") == "f"
+    assert sql(replicated, "db1", f"SELECT count(*) FROM {layout.LEDGER_TABLE}") == rows_before

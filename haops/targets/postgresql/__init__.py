@@ -17,6 +17,8 @@ a single-user backend whose hba_file is the candidate reports every line it cann
 
 from __future__ import annotations
 
+from ipaddress import ip_network
+
 from pathlib import Path
 
 from haops.inventory.model import Inventory, PostgresCluster
@@ -79,7 +81,7 @@ class PostgresTarget(Target):
         conf = render_template("postgresql/postgresql.conf.j2", **common, data=layout.DATA, hba=layout.HBA,
                                etc=layout.ETC, sockets=layout.SOCKETS, listen=listen_addresses(inventory, pg, host),
                                synchronous_names=synchronous_names(pg))
-        peers = [inventory.hosts[name].address for name in pg.hosts]
+        peers = [ip_network(inventory.hosts[name].address) for name in pg.hosts]  # /32, or /128 for IPv6
         hba = render_template("postgresql/pg_hba.conf.j2", **common, peers=peers)
         env = render_template("postgresql/haops.env.j2", **common, primary_address=inventory.hosts[pg.primary].address)
         files = [RenderedFile(layout.CONF, conf), RenderedFile(layout.HBA, hba), RenderedFile(layout.ENV, env),
@@ -119,7 +121,7 @@ class PostgresTarget(Target):
 
     def state_checks(self, inventory: Inventory, host: str) -> list[StateCheck]:
         pg = cluster_of(inventory)
-        return [StateCheck("PostgreSQL role", host, replication_check(host == pg.primary))]
+        return [StateCheck("PostgreSQL role", host, replication_check(host == pg.primary, pg.port))]
 
 
 TARGET = PostgresTarget()

@@ -9,13 +9,13 @@ from haops.targets.postgresql.layout import psql
 from haops.verify.result import verdict
 
 
-def replication_check(primary: bool) -> Callable[[RemoteHost], Verdict]:
+def replication_check(primary: bool, port: int) -> Callable[[RemoteHost], Verdict]:
     def probe(remote: RemoteHost) -> Verdict:
         if primary:
             expected = "primary (not in recovery)"
-            ran = remote.run(psql("SELECT pg_is_in_recovery()"))
+            ran = remote.run(psql("SELECT pg_is_in_recovery()", port))
             return expected, ran.stdout.strip() or ran.stderr.strip()[:200], verdict(ran.rc == 0 and ran.stdout.strip() == "f")
         expected = "standby streaming from its primary"
-        ran = remote.run(psql("SELECT pg_is_in_recovery() || ' ' || coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')"))
+        ran = remote.run(psql("SELECT pg_is_in_recovery() || ' ' || coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')", port))
         return expected, ran.stdout.strip() or ran.stderr.strip()[:200], verdict(ran.rc == 0 and ran.stdout.strip() == "true streaming")
     return probe
