@@ -71,3 +71,17 @@ def test_unready_and_unreachable_hosts_are_problems(mydrbd: DrbdResource) -> Non
     assert view.problems == ["mydrbd on server1: no DRBD kernel module: modprobe: FATAL: Module drbd not found in "
                              "directory /lib/modules/6.1.0-28-amd64", "mydrbd on server2: cannot reach 10.213.42.12:22"]
     assert "Module drbd not found" in rendered(view)
+
+
+def test_a_failed_steps_output_never_shows_the_shared_secret(mydrbd: DrbdResource) -> None:
+    from haops.cli.drbd import without_secret
+
+    resource = dataclasses.replace(mydrbd, secret="Top-Secret-123")
+    # drbdadm's own words for a failed drbdsetup, which repeat its command line; the second an old secret
+    output = ("mydrbd: Failure: (162) Invalid configuration request\n"
+              "Command 'drbdsetup new-peer mydrbd 1 --_name=store2 --shared-secret=Top-Secret-123 --protocol=C' "
+              "terminated with exit code 10\n"
+              "Command 'drbdsetup net-options mydrbd 1 --shared-secret=an-older-one' terminated with exit code 10\n")
+    shown = without_secret(output, resource)
+    assert "Top-Secret-123" not in shown and "an-older-one" not in shown
+    assert "--shared-secret=***" in shown and "terminated with exit code 10" in shown

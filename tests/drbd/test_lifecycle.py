@@ -196,6 +196,19 @@ def test_resolve_reports_how_much_each_side_changed(mydrbd: DrbdResource) -> Non
     assert "both wrote while apart" in view.evidence[0]
 
 
+def test_an_interrupted_resync_is_not_taken_for_a_split_brain(mydrbd: DrbdResource) -> None:
+    facts = split_brain_facts(kernel=False)
+    for host, kib in (("server1", 76), ("server2", 100)):
+        state = facts[host].state
+        assert state is not None
+        connection = dataclasses.replace(state.connections[0], volumes=(PeerDevice(0, out_of_sync_kib=kib),))
+        # server2 was the SyncTarget when the link went: Inconsistent, its bitmap still to fetch
+        devices = tuple(dataclasses.replace(d, disk="Inconsistent") for d in state.devices) if host == "server2" else state.devices
+        facts[host] = dataclasses.replace(facts[host], state=dataclasses.replace(state, connections=(connection,), devices=devices))
+    with pytest.raises(Refused, match="no split brain between server2"):
+        resolve_plan(mydrbd, facts, "server2")
+
+
 def test_resolve_refused_without_split_brain(mydrbd: DrbdResource) -> None:
     with pytest.raises(Refused, match="no split brain between server1 and its peers \\(server2 StandAlone\\)"):
         resolve_plan(mydrbd, split_brain_facts(kernel=False), "server1")

@@ -256,6 +256,12 @@ class SplitBrainView:
     evidence: tuple[str, ...]
 
 
+def had_history(facts: NodeFacts) -> bool:
+    """Every disk of the node is one that has been in sync (none Inconsistent, mid-resync)."""
+    state = facts.state
+    return state is not None and bool(state.disks) and all(disk in HISTORY_DISKS for disk in state.disks)
+
+
 def connection_to(facts: NodeFacts, peer: str) -> Connection | None:
     return facts.state.connection(peer) if facts.state is not None else None
 
@@ -271,7 +277,9 @@ def split_brain_view(resource: DrbdResource, facts: Facts, victim: str) -> Split
                 for side, other, c in ((victim, peer, ours), (peer, victim, theirs)) if c is not None and split_brain(c)]
         ours_kib, theirs_kib = (ours.out_of_sync_kib if ours else 0), (theirs.out_of_sync_kib if theirs else 0)
         apart = all(c is not None and c.state != CONNECTED for c in (ours, theirs))
-        if apart and ours_kib > 0 and theirs_kib > 0:
+        # an interrupted resync also leaves blocks out of sync both ways, but its target is Inconsistent
+        whole = all(had_history(facts[node]) for node in (victim, peer))
+        if apart and whole and ours_kib > 0 and theirs_kib > 0:
             said.append(f"{victim} and {peer} both wrote while apart ({ours_kib} KiB and {theirs_kib} KiB out of sync)")
         if said:
             survivors.append(peer)
