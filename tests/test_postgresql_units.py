@@ -165,3 +165,10 @@ def test_verify_asks_postgresql_on_the_inventorys_port() -> None:
     [check] = target.TARGET.state_checks(inv, "db2")
     assert check.probe(Host())[2] == "pass"
     assert " -p 5433 " in asked[0], asked
+
+
+def test_a_check_that_could_not_read_back_on_a_standby_is_not_ok() -> None:
+    from haops.targets.postgresql.check import CheckReport
+
+    assert CheckReport("db1", "run", 10, 5.0, 10, 0, (), 2.0).ok
+    assert not CheckReport("db1", "run", 10, 5.0, 10, 0, (), 2.0, not_checked=("db3",)).ok

@@ -149,6 +149,9 @@ def print_check(report: CheckReport) -> None:
         table.add_row(s.host, str(s.present), _missing(s.missing) if not s.error else s.error, _text(s.lag_p50_ms),
                       _text(s.lag_p99_ms), _text(s.lag_max_ms))
     out().print(table)
+    if report.not_checked:
+        out().print(f"[bold red]not checked:[/] {', '.join(report.not_checked)}: not running as a standby "
+                    "(see `haops db status`)")
 
 
 def _missing(numbers: tuple[int, ...]) -> str:

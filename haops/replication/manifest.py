@@ -27,7 +27,9 @@ def pattern(text):
     full = anchored or "/" in text or "**" in text
     out, i = "", 0
     while i < len(text):
-        if text.startswith("**", i):
+        if i == 0 and not anchored and text.startswith("**/"):  # as rsync: also at the top (unanchored only)
+            out, i = "(.*/)?", 3
+        elif text.startswith("**", i):
             out, i = out + ".*", i + 2
         elif text[i] == "*":
             out, i = out + "[^/]*", i + 1

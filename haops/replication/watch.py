@@ -9,7 +9,9 @@ on its own channel and its events queue up for the next pass. Every loop ends by
 
 from __future__ import annotations
 
+import math
 import queue
+import re
 import shlex
 import threading
 import time
@@ -22,6 +24,8 @@ RunPass = Callable[[SyncContext], PassReport]
 from haops.transport import HostFailure, Ran, run, stream
 
 WATCHED_EVENTS = "close_write,create,delete,moved_to,moved_from,attrib"
+EVENT_LINE = re.compile(r"^[A-Z_]+(,[A-Z_]+)* /")  # --format '%e %w%f': the events, then the path
+WATCHES_WAIT_S = 120  # inotifywait -r sets a watch on every directory before it is ready
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,9 @@ def every(ctx: SyncContext, schedule: Schedule, each: Callable[[list[PassReport]
         each(reports)
         if schedule.ended(len(reports), started):
             return reports
-        next_at = started + len(reports) * schedule.every_s
+        # the next slot not yet begun: after a slow pass the missed slots are skipped, not caught up
+        slot = max(len(reports), math.ceil((time.monotonic() - started) / schedule.every_s))
+        next_at = started + slot * schedule.every_s
         wait = min(next_at - time.monotonic(), schedule.time_left(started))
         if wait > 0:
             time.sleep(wait)
@@ -88,14 +94,15 @@ class Watcher:
         bound = f"timeout {int(bound_s) + 30} " if bound_s is not None else ""
         self.script = ("command -v inotifywait >/dev/null || { echo 'inotifywait (inotify-tools) is not installed "
                        "on the source' >&2; exit 127; }\n"
-                       f"echo \"pid $$\"\nexec {bound}inotifywait -m -r -q -e {WATCHED_EVENTS} --format '%e %w%f' "
-                       f"-- {shlex.quote(ctx.request.source_path)}")
+                       f"echo \"pid $$\"\nexec {bound}inotifywait -m -r -e {WATCHED_EVENTS} --format '%e %w%f' "
+                       f"-- {shlex.quote(ctx.request.source_path)} 2>&1")
+        self.said: list[str] = []  # what inotifywait said that was no event: its errors
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self.follow, daemon=True, name="haops-sync-watch")
 
     def start(self) -> None:
         self.thread.start()
-        if not self.ready.wait(15):
+        if not self.ready.wait(WATCHES_WAIT_S):
             raise HostFailure(f"inotifywait did not start on {self.ctx.request.source}")
         if self.pid is None:
             raise HostFailure(f"inotifywait on {self.ctx.request.source}: {self.failure()}")
@@ -109,16 +116,20 @@ class Watcher:
         self.ready.set()
 
     def take(self, line: str) -> None:
+        """inotifywait's lines: its events, and (on stderr, joined here) its own words. The
+        first pass waits for "Watches established.": a change before it would go unseen."""
         if line.startswith("pid ") and self.pid is None:
             self.pid = line.split()[1]
-            time.sleep(0.2)  # inotifywait sets up its watches after exec; give it a moment
+        elif line.strip() == "Watches established.":
             self.ready.set()
-        else:
+        elif EVENT_LINE.match(line):
             self.events.put(line)
+        elif not line.startswith("Setting up watches"):
+            self.said.append(line.strip())
 
     def failure(self) -> str:
         if isinstance(self.ended, Ran):
-            return f"exit {self.ended.code}: {self.ended.stderr.strip()[-300:]}"
+            return f"exit {self.ended.code}: {(' '.join(self.said) + ' ' + self.ended.stderr).strip()[-300:]}"
         return str(self.ended or "stopped")
 
     def alive(self) -> bool:

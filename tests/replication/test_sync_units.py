@@ -148,6 +148,18 @@ def test_the_script_applies_rsyncs_exclude_rules(tmp_path: Path) -> None:
     assert found.total_size == len("keep.txt") + len("deep/top/f") + len("cachefile")
 
 
+@pytest.mark.parametrize("pattern", ["**/deep", "/**/deep", "deep", "deep/", "a/**/deep", "*.log", "/top", "c*/",
+                                     "**/cache/b", "x.[lL]og", "d?ep"])
+def test_the_script_leaves_out_what_real_rsync_leaves_out(tmp_path: Path, pattern: str) -> None:
+    source, copy = tmp_path / "src", tmp_path / "copy"
+    for rel in ("deep/cache/b", "deep/x.log", "a/b/c/deep", "top/f", "cache/a", "keep.txt", "x.log"):
+        (source / rel).parent.mkdir(parents=True, exist_ok=True)
+        (source / rel).write_text(rel)
+    subprocess.run(["rsync", "-a", f"--exclude={pattern}", f"{source}/", f"{copy}/"], check=True, timeout=60)
+    copied = sorted(str(p.relative_to(copy)) for p in copy.rglob("*"))
+    assert sorted(e for e in run_script(source, (pattern,)).entries or {} if e != ".") == copied
+
+
 def test_the_script_says_when_the_directory_is_missing(tmp_path: Path) -> None:
     missing = run_script(tmp_path / "nothing", ())
     assert missing.entries is None
@@ -303,3 +315,38 @@ def test_an_ipv6_destination_is_bracketed_so_rsync_does_not_read_a_daemon() -> N
     v4 = rsync.rsync_argv("/srv/www", rsync.Login("haops-dst1", "10.213.0.22", 22, "root"), "/srv/www", "/tmp/kh",
                           rsync.RsyncOptions())
     assert v4[-1] == "root@10.213.0.22:/srv/www/"
+
+
+def test_the_watcher_is_ready_only_once_inotifywait_has_set_its_watches() -> None:
+    from types import SimpleNamespace
+
+    from haops.replication.watch import Watcher
+
+    ctx = SimpleNamespace(request=SimpleNamespace(source="src1", source_path="/srv/www"))
+    watcher = Watcher(ctx, None)  # type: ignore[arg-type]
+    # inotifywait's own lines, as it printed them here (stderr joined to stdout)
+    for line in ("pid 4242", "Setting up watches.  Beware: since -r was given, this may take a while!"):
+        watcher.take(line)
+    assert watcher.pid == "4242" and not watcher.ready.is_set()
+    for line in ("Watches established.", "CLOSE_WRITE,CLOSE /srv/www/x", "CREATE,ISDIR /srv/www/d",
+                 "Couldn't watch /srv/www/gone: No such file or directory"):
+        watcher.take(line)
+    assert watcher.ready.is_set()
+    assert [watcher.events.get_nowait() for _ in range(2)] == ["CLOSE_WRITE,CLOSE /srv/www/x", "CREATE,ISDIR /srv/www/d"]
+    assert watcher.events.empty() and watcher.said == ["Couldn't watch /srv/www/gone: No such file or directory"]
+
+
+def test_every_skips_the_slots_a_slow_pass_overran_instead_of_running_them_back_to_back() -> None:
+    from haops.replication.watch import Schedule, every
+
+    began: list[float] = []
+
+    def one(reports: list) -> None:  # type: ignore[type-arg]
+        began.append(time.monotonic())
+        time.sleep(0.5 if len(began) == 1 else 0.01)  # the first pass overruns two 0.2 s slots
+        reports.append(len(began))
+
+    every(None, Schedule(every_s=0.2, count=3), one)  # type: ignore[arg-type]
+    assert len(began) == 3
+    starts = [round(t - began[0], 2) for t in began]
+    assert starts[1] >= 0.55 and starts[2] - starts[1] >= 0.15, starts  # slots at 0.6 and 0.8, not 0.5 and 0.51

@@ -34,10 +34,12 @@ class CheckReport:
     failed_writes: int
     standbys: tuple[StandbyReadback, ...]
     seconds: float
+    not_checked: tuple[str, ...] = ()  # the inventory's standbys that were not running as standbys
 
     @property
     def ok(self) -> bool:
-        return self.acknowledged == self.rows and all(not s.missing and not s.error for s in self.standbys)
+        return (self.acknowledged == self.rows and not self.not_checked
+                and all(not s.missing and not s.error for s in self.standbys))
 
 
 @dataclass(frozen=True)
@@ -122,8 +124,9 @@ def check(inventory: Inventory, pg: PostgresCluster, runner: Runner, rows: int, 
     stop_all(readers, reading)
     results = tuple(readback(writer, r, *held_by(inventory, pg, r.host, writer.run)) for r in readers)
     forget_run(inventory, pg, primary, writer.run)
+    streaming = {s.host for s in state.standbys}
     return CheckReport(primary, writer.run, rows, rate, len(writer.acked), len(writer.failures), results,
-                       round(time.monotonic() - begun, 2))
+                       round(time.monotonic() - begun, 2), tuple(h for h in pg.standbys if h not in streaming))
 
 
 def most_advanced(state: ClusterState) -> str:
@@ -131,6 +134,17 @@ def most_advanced(state: ClusterState) -> str:
     if not streaming:
         raise UserError("no running standby to promote")
     return streaming[0].host
+
+
+def first_failure_after(writer: Writer, crashed: float, wait_s: float) -> float | None:
+    """When the writer first saw a write fail after the crash (one that failed before it is no
+    detection of it), waiting up to `wait_s` for one."""
+    give_up_at = time.monotonic() + wait_s
+    while True:
+        seen = next((at for at, _ in list(writer.failures) if at >= crashed), None)
+        if seen is not None or time.monotonic() > give_up_at:
+            return seen
+        time.sleep(0.01)
 
 
 def crash_postmaster(host: str, runner: Runner) -> None:
@@ -157,7 +171,7 @@ def drill(inventory: Inventory, pg: PostgresCluster, runner: Runner, rows: int, 
     crashed = time.monotonic()
     crash_postmaster(old, runner)
     before_crash = len(writer.acked)
-    detected = time.monotonic() if writer.first_failure.wait(DETECT_WAIT_S) else None
+    detected = first_failure_after(writer, crashed, DETECT_WAIT_S)
     after = read_cluster(inventory, pg.hosts, runner, pg.port)
     chosen = most_advanced(after)
     promotion = promote(inventory, pg, chosen, runner, say, state=after, started=crashed)
@@ -172,7 +186,8 @@ def drill(inventory: Inventory, pg: PostgresCluster, runner: Runner, rows: int, 
     rto = min(on_new) - crashed if on_new else None
     lost = tuple(sorted(set(writer.acked) - held))
     forget_run(inventory, pg, chosen, writer.run)
-    return DrillReport(old, chosen, pg.synchronous, writer.run, len(writer.acked), before_crash, len(writer.failures),
+    failed_after_crash = sum(1 for at, _ in writer.failures if at >= crashed)
+    return DrillReport(old, chosen, pg.synchronous, writer.run, len(writer.acked), before_crash, failed_after_crash,
                        lost, None if rto is None else round(rto, 3),
                        None if detected is None else round(detected - crashed, 3),
                        None if promotion.writable is None or detected is None else round(promotion.writable - detected, 3),

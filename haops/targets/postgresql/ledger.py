@@ -54,7 +54,6 @@ class Writer:
     acked: dict[int, tuple[float, str]] = field(default_factory=dict)  # n -> (ack time, host)
     failures: list[tuple[float, str]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
-    first_failure: threading.Event = field(default_factory=threading.Event)
     limit_s: float = 300.0
 
     def __call__(self) -> None:
@@ -77,7 +76,6 @@ class Writer:
                 self.acked[n] = (time.monotonic(), host)
             except Exception as exc:  # any failure means: not acknowledged
                 self.failures.append((time.monotonic(), f"{host}: {type(exc).__name__}: {str(exc).strip()[:120]}"))
-                self.first_failure.set()
                 if connection is not None:
                     connection.close()
                 connection = None
