@@ -183,30 +183,30 @@ def test_resolve_split_brain_documented_recovery(mydrbd: DrbdResource) -> None:
         ("server2", "drbdadm disconnect mydrbd:server1"), ("server2", "drbdadm connect mydrbd:server1")]
 
 
-def test_resolve_reports_how_much_each_side_changed(mydrbd: DrbdResource) -> None:
+def apart_and_out_of_sync(inconsistent: str | None = None) -> dict[str, NodeFacts]:
+    """Both nodes StandAlone with blocks the other lacks (server1 76 KiB, server2 100 KiB), no
+    kernel log of the split; `inconsistent`: that node's disk is Inconsistent, as a resync target's."""
     facts = split_brain_facts(kernel=False)
     for host, kib in (("server1", 76), ("server2", 100)):
         state = facts[host].state
         assert state is not None
         # `drbdadm status` shows no volume of a StandAlone peer; events2 --statistics gives its bitmap count
         connection = dataclasses.replace(state.connections[0], volumes=(PeerDevice(0, out_of_sync_kib=kib),))
-        facts[host] = dataclasses.replace(facts[host], state=dataclasses.replace(state, connections=(connection,)))
-    view, _ = resolve_plan(mydrbd, facts, "server2")
+        devices = tuple(dataclasses.replace(d, disk="Inconsistent") for d in state.devices) if host == inconsistent else state.devices
+        facts[host] = dataclasses.replace(facts[host], state=dataclasses.replace(state, connections=(connection,), devices=devices))
+    return facts
+
+
+def test_resolve_reports_how_much_each_side_changed(mydrbd: DrbdResource) -> None:
+    view, _ = resolve_plan(mydrbd, apart_and_out_of_sync(), "server2")
     assert (view.victim_changes_kib, view.survivor_changes_kib) == (100, 76)
     assert "both wrote while apart" in view.evidence[0]
 
 
 def test_an_interrupted_resync_is_not_taken_for_a_split_brain(mydrbd: DrbdResource) -> None:
-    facts = split_brain_facts(kernel=False)
-    for host, kib in (("server1", 76), ("server2", 100)):
-        state = facts[host].state
-        assert state is not None
-        connection = dataclasses.replace(state.connections[0], volumes=(PeerDevice(0, out_of_sync_kib=kib),))
-        # server2 was the SyncTarget when the link went: Inconsistent, its bitmap still to fetch
-        devices = tuple(dataclasses.replace(d, disk="Inconsistent") for d in state.devices) if host == "server2" else state.devices
-        facts[host] = dataclasses.replace(facts[host], state=dataclasses.replace(state, connections=(connection,), devices=devices))
+    # server2 was the SyncTarget when the link went: Inconsistent, its bitmap still to fetch
     with pytest.raises(Refused, match="no split brain between server2"):
-        resolve_plan(mydrbd, facts, "server2")
+        resolve_plan(mydrbd, apart_and_out_of_sync(inconsistent="server2"), "server2")
 
 
 def test_resolve_refused_without_split_brain(mydrbd: DrbdResource) -> None:
