@@ -10,6 +10,7 @@ down. Prints the figures; it is a benchmark, not a test, so it never fails on th
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -78,18 +79,33 @@ def fanout(lab: Cluster, runs: int) -> None:
     lab.sh("src1", f"rm -rf {path} && mkdir -p {path} && cd {path} && {TREE}")
     size = int(lab.sh("src1", f"du -sb {path} | cut -f1"))
     times: dict[str, list[float]] = {"dst1": [], "mirrors": []}
+    cpu: dict[str, list[float]] = {"dst1": [], "mirrors": []}
     for _ in range(runs):
         for dest in times:
             for host in ("dst1", "dst2", "dst3"):
                 lab.sh(host, f"rm -rf {path}")
+            before = busy_cpu_seconds()
             times[dest].append(one_pass(lab, path, dest).seconds)
+            cpu[dest].append(busy_cpu_seconds() - before)
     one, three = statistics.median(times["dst1"]), statistics.median(times["mirrors"])
+    cores = os.cpu_count() or 1
+    cpu_one, cpu_three = statistics.median(cpu["dst1"]), statistics.median(cpu["mirrors"])
+    print(f"machine CPU per pass (every lab host shares this machine's {cores} cores): one-to-one {cpu_one:.2f} s, "
+          f"one-to-three {cpu_three:.2f} s; so one-to-three takes at least {cpu_three / cores:.2f} s here, "
+          f"{cpu_three / cores / one:.2f}x the one-to-one time, whatever the fan-out does")
     ratio = three / one
     verdict = "ok" if ratio <= FANOUT_TARGET else "MISSED"
     print(f"first sync of a {size / 1e6:.1f} MB tree (400 text files, 8 x 4 MB random), {runs} runs each, "
           f"manifests and proof included: one-to-one median {one:.2f} s {fmt(times['dst1'])}, one-to-three "
           f"median {three:.2f} s {fmt(times['mirrors'])}: ratio {ratio:.2f}x (target <= {FANOUT_TARGET}x: "
           f"{verdict}); three one-to-one runs in a row would take {3 * one:.2f} s")
+
+
+def busy_cpu_seconds() -> float:
+    """CPU time this machine spent busy (all cores, every process), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    idle = int(fields[3]) + int(fields[4])  # idle, iowait
+    return (sum(int(f) for f in fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def fmt(values: list[float]) -> str:
