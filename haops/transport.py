@@ -63,8 +63,9 @@ class Become:
     def command(self, script: str, keep_agent: bool = False) -> str:
         flags = PASSWORD_FLAGS if self.with_password else "-n"
         # sudo resets the environment; the forwarded agent's socket is passed on by name
-        agent = 'env SSH_AUTH_SOCK="$SSH_AUTH_SOCK" ' if keep_agent else ""
-        return f"env LC_ALL=C sudo {flags} -- {agent}sh -c {shlex.quote(script)}"
+        agent = ' SSH_AUTH_SOCK="$SSH_AUTH_SOCK"' if keep_agent else ""
+        # the C locale is for sudo's own words only: the script runs in the locale it would as root
+        return f"env LC_ALL=C sudo {flags} -- env -u LC_ALL{agent} sh -c {shlex.quote(script)}"
 
     def stdin(self, data: bytes) -> bytes:
         if not self.with_password:

@@ -3,6 +3,7 @@ and the candidate upload's shell, run here by sh on a real tree."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import threading
@@ -83,10 +84,12 @@ def test_candidate_roots_are_fresh_and_under_the_prefix() -> None:
 
 
 def test_become_runs_the_script_as_root_through_real_sudo_with_its_input_intact() -> None:
-    script = "echo \"$(id -u) 'quoted' $((6 * 7))\"; cat"
+    script = "echo \"$(id -u) 'quoted' $((6 * 7)) [${LC_ALL-unset}]\"; cat"
     command = Become("root", "here").command(script)
-    done = subprocess.run(["sh", "-c", command], input="the input\n", capture_output=True, text=True, timeout=30)
-    assert (done.returncode, done.stdout) == (0, "0 'quoted' 42\nthe input\n"), done.stderr
+    done = subprocess.run(["sh", "-c", command], input="the input\n", capture_output=True, text=True, timeout=30,
+                          env={k: v for k, v in os.environ.items() if k != "LC_ALL"})
+    # sudo's C locale does not reach the script
+    assert (done.returncode, done.stdout) == (0, "0 'quoted' 42 [unset]\nthe input\n"), done.stderr
 
 
 def test_with_a_password_it_goes_first_on_stdin_and_only_then() -> None:
@@ -94,7 +97,7 @@ def test_with_a_password_it_goes_first_on_stdin_and_only_then() -> None:
     assert become.stdin(b"data") == b"data"
     become.with_password = True
     assert become.stdin(b"data") == b"pw with space\ndata"
-    assert become.command("true").startswith("env LC_ALL=C sudo -S -k -p '' -- ")  # -k: it always reads the line
+    assert become.command("true").startswith("env LC_ALL=C sudo -S -k -p '' -- env -u LC_ALL sh -c ")  # -k: reads it always
 
 
 @pytest.mark.parametrize(("ran", "refused"), [

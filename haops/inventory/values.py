@@ -214,7 +214,7 @@ def size_mib(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         mib = value
     else:
-        match = SIZE.match(_text(value, "a size in MiB, or text such as 512M or 2G"))
+        match = SIZE.fullmatch(_text(value, "a size in MiB, or text such as 512M or 2G"))
         if not match:
             raise ValueError(f"must be a size such as 512M or 2G, got {show(value)}")
         mib = int(match.group(1)) * (1024 if match.group(2) == "G" else 1)

@@ -70,7 +70,7 @@ def ssh_command(login: Login, known_hosts: str, options: RsyncOptions) -> str:
 
 def rsync_argv(source_path: str, login: Login, dest_path: str, known_hosts: str, options: RsyncOptions) -> list[str]:
     """rsync on the source host pushing the *contents* of source_path into dest_path."""
-    argv = ["rsync", "-aAXz", "--mkpath", "--itemize-changes", "--stats", "--info=progress2", "--no-human-readable",
+    argv = ["rsync", "-aAXz", "-8", "--mkpath", "--itemize-changes", "--stats", "--info=progress2", "--no-human-readable",
             f"--timeout={options.io_timeout_s}", "-e", ssh_command(login, known_hosts, options)]
     if login.sudo:
         argv.append("--rsync-path=sudo -n rsync")
@@ -112,7 +112,9 @@ def with_slash(path: str) -> str:
 
 # --- what rsync prints -----------------------------------------------------------------
 
-ITEM = re.compile(r"^(\*deleting|[<>ch.][fdLDS][^ ]{9}) +(.*)$")
+# %i (11 characters, "*deleting" padded) and one space: a name's own leading spaces stay its own
+ITEM = re.compile(r"^(\*deleting  |[<>ch.][fdLDS][^ ]{9}) (.*)$")
+ESCAPED = re.compile(r"\\#([0-7]{3})")  # rsync prints a byte it will not show as \#ooo (octal)
 PROGRESS = re.compile(r"^\s*(\d+)\s+(\d+)%\s+\S+\s+\d+:\d\d:\d\d")
 STAT = re.compile(r"^([A-Z][A-Za-z ]+): ([\d,.]+)")
 STAT_KEYS = {
@@ -174,7 +176,7 @@ class RsyncOutput:
             self.percent = int(progress.group(2))
             return self.percent
         if (item := ITEM.match(piece)) is not None:
-            self.changes.append(Change(item.group(1), item.group(2)))
+            self.changes.append(Change(item.group(1).strip(), unescaped(item.group(2))))
         elif (stat := STAT.match(piece)) is not None and stat.group(1) in STAT_KEYS:
             self.figures[STAT_KEYS[stat.group(1)]] = int(stat.group(2).replace(",", "").split(".")[0])
         return None
@@ -185,6 +187,12 @@ class RsyncOutput:
     @property
     def deletions(self) -> list[str]:
         return [c.path for c in self.changes if c.deleting]
+
+
+def unescaped(name: str) -> str:
+    """A name as rsync's output escapes it, back as it is (-8 keeps UTF-8 as it is; control
+    characters and a literal backslash-hash stay escaped)."""
+    return ESCAPED.sub(lambda m: chr(int(m.group(1), 8)), name)
 
 
 def parse(text: str) -> RsyncOutput:

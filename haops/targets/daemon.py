@@ -106,7 +106,7 @@ def log_since(path: str, offset: str) -> str:
 def in_the_way_of(address: str, port: int) -> str:
     """An ss filter for listeners that keep a bind to the address and port from working: on it,
     or on the wildcard address of the same port."""
-    if address == "0.0.0.0":
+    if address in ("0.0.0.0", "::"):  # a wildcard bind meets every listener on the port
         return f"sport = :{port}"
     return f"( src {ss_address(address)} or src 0.0.0.0 or src [::] ) and sport = :{port}"
 

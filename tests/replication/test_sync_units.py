@@ -292,20 +292,22 @@ def test_a_confirmed_delete_removes_only_the_listed_paths_with_real_rsync(tmp_pa
     source, dest = tmp_path / "src", tmp_path / "dst"
     source.mkdir()
     (dest / "olddir").mkdir(parents=True)
-    for name in ("shown", "we*rd", "weXrd", "olddir/f"):
+    for name in ("shown", "we*rd", "weXrd", "olddir/f", " lead", "café", "tab\tname"):
         (dest / name).write_text("x")
 
     def rsync_delete(*extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["rsync", "-a", "--delete", "--itemize-changes", *extra, f"{source}/", f"{dest}/"],
-                              capture_output=True, text=True, timeout=60)
+        # the C locale, as under `become: sudo`, where rsync escapes what it will not print
+        return subprocess.run(["rsync", "-a", "-8", "--delete", "--itemize-changes", *extra, f"{source}/", f"{dest}/"],
+                              capture_output=True, text=True, timeout=60, env={**os.environ, "LC_ALL": "C"})
 
-    listed = [line.split(None, 1)[1] for line in rsync_delete("--dry-run").stdout.splitlines()]
-    assert sorted(listed) == ["olddir/", "olddir/f", "shown", "we*rd", "weXrd"]
-    (dest / "appeared-after-the-preview").write_text("keep me")
-    confirmed = ("shown", "we*rd", "olddir/f", "olddir/")  # weXrd not confirmed: a wildcard must not reach it
+    listed = rsync.parse(rsync_delete("--dry-run").stdout).deletions
+    assert sorted(listed) == [" lead", "café", "olddir/", "olddir/f", "shown", "tab\tname", "we*rd", "weXrd"]
+    for name in ("appeared-after-the-preview", "lead"):  # "lead": what " lead" would be with its space lost
+        (dest / name).write_text("keep me")
+    confirmed = tuple(path for path in listed if path != "weXrd")  # not confirmed: a wildcard must not reach it
     done = rsync_delete(*rsync.only_these_deleted(confirmed))
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in dest.iterdir()) == ["appeared-after-the-preview", "weXrd"]
+    assert sorted(p.name for p in dest.iterdir()) == ["appeared-after-the-preview", "lead", "weXrd"]
 
 
 def test_an_ipv6_destination_is_bracketed_so_rsync_does_not_read_a_daemon() -> None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 from haops.targets.postgresql import layout
 from haops.targets.postgresql.layout import CTL, DATA, ENV, FENCED, PGPASS, SETUP_SQL, psql
 
-# A fresh cluster has no database beyond initdb's and no table in postgres' public schema (where
-# the ledger lives): anything else is data a seed would wipe.
-HOLDS_DATA = ("SELECT (SELECT count(*) FROM pg_database WHERE datname NOT IN ('postgres', 'template0', 'template1'))"
-              " + (SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace)")
+# initdb's catalogs have file numbers below PostgreSQL's FirstNormalObjectId; a file at or above it
+# in any database (a table, the ledger, a rewritten catalog) is data a seed would wipe. Read from
+# the files, so it holds for a stopped cluster too.
+FIRST_USER_FILENODE = 16384
 SEED_WAIT_S = 60  # a standby applied in parallel with its primary waits for it to serve
 READY_WAIT_S = 30
 
@@ -26,13 +26,13 @@ fi
 running() {{ {running}; }}
 sql() {{ runuser -u postgres -- psql -X -q -At -v ON_ERROR_STOP=1 -h {sockets} -p "$HAOPS_PORT" -d postgres -c "$1"; }}
 if [ "$HAOPS_ROLE" = standby ] && [ ! -e {data}/standby.signal ]; then
+  if ls {data}/base/*/ 2>/dev/null | awk '/^[0-9]+$/ && $1 >= {first_user} {{ found = 1 }} END {{ exit !found }}'; then
+    echo "refused: {data} holds tables of its own (is it the primary? check the inventory's postgresql.primary); haops seeds only a fresh cluster as a standby"; exit 1
+  fi
   if [ "$(ls {data}/base 2>/dev/null | wc -l)" -gt 3 ]; then
     echo "refused: {data} holds databases of its own; haops seeds only a fresh cluster as a standby"; exit 1
   fi
-  if running && [ "$(sql "{holds_data}" || echo unknown)" != 0 ]; then
-    echo "refused: {data} holds tables of its own (is it the primary? check the inventory's postgresql.primary); haops seeds only a fresh cluster as a standby"; exit 1
-  fi
-  timeline=$(runuser -u postgres -- {bin}/pg_controldata {data} 2>/dev/null | sed -n "s/^Latest checkpoint's TimeLineID: *//p")
+  timeline=$(LC_ALL=C runuser -u postgres -- {bin}/pg_controldata {data} 2>/dev/null | sed -n "s/^Latest checkpoint's TimeLineID: *//p")
   if [ "${{timeline:-1}}" -gt 1 ]; then
     echo "refused: {data} was a promoted primary (timeline $timeline); haops seeds only a fresh cluster as a standby"; exit 1
   fi
@@ -62,7 +62,7 @@ if [ "$HAOPS_ROLE" = primary ]; then runuser -u postgres -- psql -X -q -v ON_ERR
 def activation_script() -> str:
     return _SCRIPT.format(env=ENV, pgpass=PGPASS, fenced=FENCED, data=DATA, running=layout.running(),
                           sockets=layout.SOCKETS, ctl=CTL, bin=layout.BIN, seed_wait=SEED_WAIT_S,
-                          ready_tenths=READY_WAIT_S * 10, setup=SETUP_SQL, holds_data=HOLDS_DATA)
+                          ready_tenths=READY_WAIT_S * 10, setup=SETUP_SQL, first_user=FIRST_USER_FILENODE)
 
 
 def proof_script(primary: bool, port: int) -> str:
