@@ -127,6 +127,6 @@ def test_roles_swapped_in_the_inventory_never_wipe_the_primary(replicated: Clust
             replicated.sh("db1", f"{layout.CTL} stop -m fast")
         refused = {o.report.host: " ".join(o.report.messages) for o in apply_all(replicated) if not o.report.ok}
         assert "holds tables of its own" in refused.get("db1", ""), (state, refused)
-    replicated.sh("db1", f"{layout.CTL} start")
+    replicated.sh("db1", f"{layout.running()} || {layout.CTL} start")  # a rollback may have started it again
     assert sql(replicated, "db1", "SELECT pg_is_in_recovery()") == "f"
     assert sql(replicated, "db1", f"SELECT count(*) FROM {layout.LEDGER_TABLE}") == rows_before
