@@ -97,8 +97,6 @@ class Become:
         return HostFailure(f"become sudo: sudo on {self.host} refused {where}: {said}")
 
 
-
-
 @dataclass(frozen=True)
 class SshSettings:
     known_hosts: tuple[Path, ...] = ()
