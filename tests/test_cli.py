@@ -102,3 +102,22 @@ def test_missing_checker_is_a_skip_and_strict_makes_it_fail(tmp_path: Path) -> N
 def test_entry_point_runs_as_a_module() -> None:
     done = subprocess.run([sys.executable, "-m", "haops", "inventory", "check", "-i", "/nonexistent.yml"], capture_output=True, text=True)
     assert done.returncode == 2 and "inventory not found" in done.stderr and "Traceback" not in done.stderr
+
+
+SSH_COMMANDS = [("apply",), ("prune",), ("status",), ("drill",), ("switchover",), ("failback",), ("sync",),
+                ("db", "status"), ("db", "promote"), ("db", "check"), ("db", "drill"),
+                ("drbd", "init"), ("drbd", "up"), ("drbd", "promote"), ("drbd", "demote"), ("drbd", "status"),
+                ("drbd", "verify"), ("drbd", "resolve-split-brain")]
+
+
+@pytest.mark.parametrize("path", SSH_COMMANDS, ids=" ".join)
+def test_every_command_that_logs_in_to_hosts_can_ask_for_the_sudo_password(path: tuple[str, ...]) -> None:
+    import typer.main
+
+    from haops.cli.app import app as haops_app
+
+    command = typer.main.get_command(haops_app)
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    flags = {flag for param in command.params for flag in param.opts}
+    assert {"--ask-become-pass", "-K"} <= flags, path

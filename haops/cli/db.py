@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from haops.cli.common import InventoryPath, JsonFlag, load_inventory
+from haops.cli.common import AskBecomePass, InventoryPath, JsonFlag, load_inventory, ssh_settings
 from haops.cli.output import err, out
 
 if TYPE_CHECKING:
@@ -27,14 +27,13 @@ Rate = typer.Option(100.0, "--rate", min=1.0, max=2000.0, help="Writes per secon
 
 
 @contextmanager
-def cluster(inventory: Path) -> Iterator[tuple[Inventory, PostgresCluster, Runner]]:
-    from haops.session import settings_for
+def cluster(inventory: Path, ask_become_pass: bool) -> Iterator[tuple[Inventory, PostgresCluster, Runner]]:
     from haops.targets.postgresql import cluster_of
     from haops.transport import Connections
 
     inv = load_inventory(inventory)
     pg = cluster_of(inv)
-    connections = Connections(inv.hosts, settings_for(inv))
+    connections = Connections(inv.hosts, ssh_settings(inv, ask_become_pass=ask_become_pass))
     try:
         yield inv, pg, connections.runner
     finally:
@@ -50,11 +49,11 @@ def plain(value: Any) -> Any:
 
 
 @app.command()
-def status(inventory: Path = InventoryPath, as_json: bool = JsonFlag) -> None:
+def status(inventory: Path = InventoryPath, ask_become_pass: bool = AskBecomePass, as_json: bool = JsonFlag) -> None:
     """Each host's role, WAL positions, and each standby's lag in bytes and seconds (read only)."""
     from haops.targets.postgresql.status import read_cluster
 
-    with cluster(inventory) as (inv, pg, runner), err().status("reading the cluster"):
+    with cluster(inventory, ask_become_pass) as (inv, pg, runner), err().status("reading the cluster"):
         found = read_cluster(inv, pg.hosts, runner, pg.port)
     if as_json:
         out().print_json(json.dumps({"hosts": [plain(h) | {"lag_bytes": found.lag_bytes(h)} for h in found.hosts],
@@ -92,12 +91,12 @@ def _text(value: float | int | None) -> str:
 @app.command()
 def promote(host: str = typer.Argument(..., help="The standby to make the primary."), inventory: Path = InventoryPath,
             force: bool = typer.Option(False, "--force", help="Promote even if another standby has more WAL."),
-            as_json: bool = JsonFlag) -> None:
+            ask_become_pass: bool = AskBecomePass, as_json: bool = JsonFlag) -> None:
     """Fence the old primary (where SSH reaches it), pg_promote HOST, re-point the other standbys, prove a write."""
     from haops.errors import UserError
     from haops.targets.postgresql.promote import promote as run_promote
 
-    with cluster(inventory) as (inv, pg, runner):
+    with cluster(inventory, ask_become_pass) as (inv, pg, runner):
         if host not in pg.hosts:
             raise UserError(f"{host} is not a host of the postgresql cluster: {', '.join(pg.hosts)}")
         done = run_promote(inv, pg, host, runner, say, force)
@@ -123,12 +122,13 @@ def print_promotion(done: Promotion) -> None:
 
 
 @app.command()
-def check(inventory: Path = InventoryPath, rows: int = Rows, rate: float = Rate, as_json: bool = JsonFlag) -> None:
+def check(inventory: Path = InventoryPath, rows: int = Rows, rate: float = Rate, ask_become_pass: bool = AskBecomePass,
+          as_json: bool = JsonFlag) -> None:
     """Write a ledger of numbered rows to the primary (recorded once COMMIT returns), read them back on
     every standby: rows missing, lag p50/p99/max in ms."""
     from haops.targets.postgresql.check import check as run_check
 
-    with cluster(inventory) as (inv, pg, runner):
+    with cluster(inventory, ask_become_pass) as (inv, pg, runner):
         report = run_check(inv, pg, runner, rows, rate, say)
     if as_json:
         out().print_json(json.dumps(plain(report) | {"ok": report.ok}))
@@ -165,7 +165,7 @@ def _missing(numbers: tuple[int, ...]) -> str:
 def drill(inventory: Path = InventoryPath, rows: int = Rows, rate: float = Rate,
           crash_after: int = typer.Option(0, "--crash-after", min=0, help="Crash after this many acknowledged rows (default: a third)."),
           yes: bool = typer.Option(False, "--yes", help="Outside a lab, crash the primary without asking."),
-          as_json: bool = JsonFlag, output: Path | None = typer.Option(None, "--output", "-o", help="Also write the JSON report here.")) -> None:
+          ask_become_pass: bool = AskBecomePass, as_json: bool = JsonFlag, output: Path | None = typer.Option(None, "--output", "-o", help="Also write the JSON report here.")) -> None:
     """Crash the primary (kill -9 of its postmaster) under a steady write ledger, promote the most
     advanced standby, and report RTO (crash -> a write accepted) and RPO (acknowledged rows lost)."""
     from haops.session import running_lab
@@ -174,7 +174,7 @@ def drill(inventory: Path = InventoryPath, rows: int = Rows, rate: float = Rate,
     inv_checked = load_inventory(inventory)
     if running_lab(inv_checked) is None and not yes:
         typer.confirm("No running lab: this kills the primary's postmaster on real hosts. Go on?", abort=True)
-    with cluster(inventory) as (inv, pg, runner):
+    with cluster(inventory, ask_become_pass) as (inv, pg, runner):
         report = run_drill(inv, pg, runner, rows, rate, crash_after or max(1, rows // 3), say)
     data = plain(report) | {"rpo_rows": report.rpo_rows, "ok": report.ok}
     if output is not None:

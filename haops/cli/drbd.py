@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from haops.cli.common import InventoryPath, JsonFlag, load_inventory
+from haops.cli.common import AskBecomePass, InventoryPath, JsonFlag, load_inventory, ssh_settings
 from haops.cli.output import err, out
 from haops.errors import UserError
 from haops.targets.drbd.lifecycle import StepFailed
@@ -41,11 +41,10 @@ def resource_named(inv: Inventory, name: str) -> DrbdResource:
     return inv.drbd[name]
 
 
-def connect(inv: Inventory) -> Connections:
-    from haops.session import settings_for
+def connect(inv: Inventory, ask_become_pass: bool) -> Connections:
     from haops.transport import Connections
 
-    return Connections(inv.hosts, settings_for(inv))
+    return Connections(inv.hosts, ssh_settings(inv, ask_become_pass=ask_become_pass))
 
 
 def read(resource: DrbdResource, connections: Connections, inspect_disk: bool = False) -> Gathered:
@@ -56,14 +55,14 @@ def read(resource: DrbdResource, connections: Connections, inspect_disk: bool = 
 
 
 def lifecycle(inventory: Path, name: str, check: bool, plan: Callable[[DrbdResource, Facts], list[Step]],
-              inspect_disk: bool = False, before: Callable[[DrbdResource, Facts], None] | None = None,
+              ask_become_pass: bool, inspect_disk: bool = False, before: Callable[[DrbdResource, Facts], None] | None = None,
               after: Callable[[DrbdResource, Connections], None] | None = None) -> None:
     """Facts -> plan (or refusal) -> printed -> run unless --check -> the resource's status after."""
     from haops.targets.drbd.lifecycle import require_ready
 
     inv = load_inventory(inventory)
     resource = resource_named(inv, name)
-    connections = connect(inv)
+    connections = connect(inv, ask_become_pass)
     try:
         found = read(resource, connections, inspect_disk)
         require_ready(resource, found.facts, found.unreachable)
@@ -129,46 +128,47 @@ def init(name: str = ResourceArg, inventory: Path = InventoryPath,
                                                     "full sync copies to every other node. Never chosen for you."),
          force: bool = typer.Option(False, "--force", help="Overwrite a disk that holds a filesystem or fresh DRBD "
                                     "metadata. Never overrides the refusal of a second initial sync."),
-         check: bool = CheckFlag) -> None:
+         check: bool = CheckFlag, ask_become_pass: bool = AskBecomePass) -> None:
     """create-md on every node (after looking for data and metadata), up, and the initial sync from --initial-primary."""
     from haops.targets.drbd.lifecycle import init_plan
 
-    lifecycle(inventory, name, check, lambda r, f: init_plan(r, f, initial_primary, force), inspect_disk=True)
+    lifecycle(inventory, name, check, lambda r, f: init_plan(r, f, initial_primary, force), ask_become_pass, inspect_disk=True)
     if initial_primary is None and not check:
         err().print(f"no initial sync started: every disk stays Inconsistent until you choose the node whose data "
                     f"wins: `haops drbd init {name} --initial-primary HOST`")
 
 
 @app.command()
-def up(name: str = ResourceArg, inventory: Path = InventoryPath, check: bool = CheckFlag) -> None:
+def up(name: str = ResourceArg, inventory: Path = InventoryPath, check: bool = CheckFlag,
+       ask_become_pass: bool = AskBecomePass) -> None:
     """drbdadm up on every node where the resource is not up yet."""
     from haops.targets.drbd.lifecycle import up_plan
 
-    lifecycle(inventory, name, check, up_plan)
+    lifecycle(inventory, name, check, up_plan, ask_become_pass)
 
 
 @app.command()
 def promote(name: str = ResourceArg, host: str = typer.Argument(..., help="The node to make Primary."),
-            inventory: Path = InventoryPath, check: bool = CheckFlag) -> None:
+            inventory: Path = InventoryPath, check: bool = CheckFlag, ask_become_pass: bool = AskBecomePass) -> None:
     """Make HOST Primary; refused unless its disk is UpToDate and no other node is Primary."""
     from haops.targets.drbd.lifecycle import promote_plan
 
-    lifecycle(inventory, name, check, lambda r, f: promote_plan(r, f, host))
+    lifecycle(inventory, name, check, lambda r, f: promote_plan(r, f, host), ask_become_pass)
 
 
 @app.command()
 def demote(name: str = ResourceArg, host: str | None = typer.Argument(None, help="The node to make Secondary "
                                                                            "[default: every Primary]."),
-           inventory: Path = InventoryPath, check: bool = CheckFlag) -> None:
+           inventory: Path = InventoryPath, check: bool = CheckFlag, ask_become_pass: bool = AskBecomePass) -> None:
     """Make HOST (or every Primary) Secondary; refused while its device is open."""
     from haops.targets.drbd.lifecycle import demote_plan
 
-    lifecycle(inventory, name, check, lambda r, f: demote_plan(r, f, host))
+    lifecycle(inventory, name, check, lambda r, f: demote_plan(r, f, host), ask_become_pass)
 
 
 @app.command()
 def status(names: list[str] = typer.Argument(None, help="Resources [default: all]."),
-           inventory: Path = InventoryPath, as_json: bool = JsonFlag) -> None:
+           inventory: Path = InventoryPath, ask_become_pass: bool = AskBecomePass, as_json: bool = JsonFlag) -> None:
     """Role, connection, disk, sync progress and rate, and split brain, from every node (read only)."""
     from haops.targets.drbd.report import ResourceView, table
     from haops.targets.drbd.report import as_json as report_json
@@ -177,7 +177,7 @@ def status(names: list[str] = typer.Argument(None, help="Resources [default: all
     resources = [resource_named(inv, n) for n in names] if names else list(inv.drbd.values())
     if not resources:
         raise UserError("the inventory has no drbd section: no resources to show")
-    connections = connect(inv)
+    connections = connect(inv, ask_become_pass)
     try:
         views = []
         for resource in resources:
@@ -200,13 +200,13 @@ def verify(name: str = ResourceArg, inventory: Path = InventoryPath,
            host: str | None = typer.Option(None, "--host", help="The node that verifies against its peers "
                                            "[default: the first node]."),
            timeout: float = typer.Option(VERIFY_TIMEOUT_S, "--timeout", help="Give up waiting after this many seconds."),
-           check: bool = CheckFlag) -> None:
+           check: bool = CheckFlag, ask_become_pass: bool = AskBecomePass) -> None:
     """Online verify: compare every block with each peer, then report what is out of sync."""
     from haops.targets.drbd.lifecycle import verify_plan
 
     inv = load_inventory(inventory)
     resource = resource_named(inv, name)
-    connections = connect(inv)
+    connections = connect(inv, ask_become_pass)
     try:
         found = read(resource, connections)
         from haops.targets.drbd.lifecycle import require_ready
@@ -254,7 +254,7 @@ def resolve_split_brain(name: str = ResourceArg, inventory: Path = InventoryPath
                         victim: str = typer.Option(..., "--victim", help="The node whose changes since the split "
                                                    "are thrown away."),
                         yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-                        check: bool = CheckFlag) -> None:
+                        check: bool = CheckFlag, ask_become_pass: bool = AskBecomePass) -> None:
     """Show what each side changed, then discard the victim's changes (the documented DRBD 9 recovery)."""
     from haops.targets.drbd.lifecycle import resolve_plan
 
@@ -274,7 +274,7 @@ def resolve_split_brain(name: str = ResourceArg, inventory: Path = InventoryPath
     def reconnected(resource: DrbdResource, connections: Connections) -> None:
         wait_until_connected(resource, victim, connections)
 
-    lifecycle(inventory, name, check, plan, before=confirm, after=reconnected)
+    lifecycle(inventory, name, check, plan, ask_become_pass, before=confirm, after=reconnected)
 
 
 def wait_until_connected(resource: DrbdResource, victim: str, connections: Connections) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from haops.cli.common import InventoryPath, JsonFlag, load_inventory
+from haops.cli.common import AskBecomePass, InventoryPath, JsonFlag, load_inventory, ssh_settings
 from haops.cli.output import err, fail, out
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ def drill(
     tcp: bool = typer.Option(False, "--tcp", help="Plain TCP connects instead of HTTP GETs."),
     output: Path = typer.Option(Path("drills"), "--out", "-o", help="Folder for the record (JSON) and the timeline picture (PNG, SVG)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Real hosts: do not ask before breaking them."),
+    ask_become_pass: bool = AskBecomePass,
     as_json: bool = JsonFlag,
 ) -> None:
     """Run a drill: probe the service, inject the fault, restore it, and report what clients saw."""
@@ -45,7 +46,7 @@ def drill(
     from haops.drill.findings import explain
     from haops.drill.run import DrillOptions, run_drill
     from haops.drill.scenarios import scenario_named
-    from haops.session import running_lab, settings_for
+    from haops.session import running_lab
 
     inv = load_inventory(inventory)
     options = DrillOptions(name, service, rate, duration, fault_at, hold, timeout, reloads, restart, victim, tcp)
@@ -54,7 +55,7 @@ def drill(
     if lab is None and not yes:
         confirm_on_real_hosts(name, inv.source)
     output.mkdir(parents=True, exist_ok=True)
-    cluster = DrillCluster(inv, settings_for(inv), lab)
+    cluster = DrillCluster(inv, ssh_settings(inv, ask_become_pass=ask_become_pass), lab)
     try:
         with err().status(f"drill {name}") as status, stopped_cleanly(f"drill {name}"):
             drill_record = run_drill(inv, options, cluster, lambda text: status.update(text))

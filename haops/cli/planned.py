@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from haops.cli.common import InventoryPath, JsonFlag, load_inventory
+from haops.cli.common import AskBecomePass, InventoryPath, JsonFlag, load_inventory, ssh_settings
 from haops.cli.output import err
 from haops.errors import UserError
 
@@ -31,6 +31,7 @@ def switchover(
     rate: float = RateOption,
     output: Path = OutOption,
     yes: bool = YesOption,
+    ask_become_pass: bool = AskBecomePass,
     as_json: bool = JsonFlag,
 ) -> None:
     """Move a VIP (--to) or drain a backend (--drain) on purpose, with no failed request; measured."""
@@ -46,7 +47,7 @@ def switchover(
         assert drain is not None
         return "drain", lambda: planned.drain_backend(cluster, stage.service, drain)
 
-    measured(inventory, service, vrrp, drain, rate, output, yes, as_json, act)
+    measured(inventory, service, vrrp, drain, rate, output, yes, ask_become_pass, as_json, act)
 
 
 def failback(
@@ -57,6 +58,7 @@ def failback(
     rate: float = RateOption,
     output: Path = OutOption,
     yes: bool = YesOption,
+    ask_become_pass: bool = AskBecomePass,
     as_json: bool = JsonFlag,
 ) -> None:
     """Give back: return a VIP or a drained backend to where the inventory puts it; measured."""
@@ -68,22 +70,23 @@ def failback(
         instance = planned.instance_named(cluster.inventory, vrrp)
         return "failback", lambda: planned.give_back_vip(cluster, instance)
 
-    measured(inventory, service, vrrp, undrain, rate, output, yes, as_json, act)
+    measured(inventory, service, vrrp, undrain, rate, output, yes, ask_become_pass, as_json, act)
 
 
 def measured(inventory: Path, service: str | None, vrrp: str | None, backend: str | None, rate: float, output: Path,
-             yes: bool, as_json: bool, act: Callable[[DrillCluster, Stage], tuple[str, Callable[[], None]]]) -> None:
+             yes: bool, ask_become_pass: bool, as_json: bool,
+             act: Callable[[DrillCluster, Stage], tuple[str, Callable[[], None]]]) -> None:
     from haops.cli.drill import confirm_on_real_hosts, draw, show, stopped_cleanly
     from haops.drill.cluster import DrillCluster, instance_for, service_named
     from haops.drill.findings import explain
     from haops.drill.run import DrillOptions, run_operation
     from haops.drill.scenarios import Stage
-    from haops.session import running_lab, settings_for
+    from haops.session import running_lab
 
     inv = load_inventory(inventory)
     lab = running_lab(inv)
     chosen = service_named(inv, service)
-    cluster = DrillCluster(inv, settings_for(inv), lab)
+    cluster = DrillCluster(inv, ssh_settings(inv, ask_become_pass=ask_become_pass), lab)
     stage = Stage(cluster, chosen, inv.vrrp.get(vrrp) if vrrp else instance_for(inv, chosen), "", 0.0)
     try:
         name, operation = act(cluster, stage)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from haops.cli.common import InventoryPath, JsonFlag, load_inventory
+from haops.cli.common import AskBecomePass, InventoryPath, JsonFlag, load_inventory, ssh_settings
 from haops.cli.output import err, out
 from haops.errors import UserError
 
@@ -46,6 +46,7 @@ def sync(
     bwlimit: int | None = typer.Option(None, "--bwlimit", help="Cap each destination's transfer at KiB per second."),
     io_timeout: int = typer.Option(30, "--io-timeout", help="rsync gives up on a destination silent this long."),
     trust_new_hosts: bool = typer.Option(False, "--trust-new-hosts", help="Record unknown host keys (never changed ones)."),
+    ask_become_pass: bool = AskBecomePass,
     as_json: bool = JsonFlag,
 ) -> None:
     """Sync a directory from one host to many in parallel, deltas only, then prove each copy equal."""
@@ -57,7 +58,7 @@ def sync(
         raise UserError("--bwlimit must be at least 1 KiB/s")
     options = RsyncOptions(tuple(exclude), delete, None, numeric_ids, dry_run, checked_timeout(io_timeout),
                            bwlimit_kib=bwlimit)
-    ctx = context(inventory, source, destination, options, trust_new_hosts)
+    ctx = context(inventory, source, destination, options, trust_new_hosts, ask_become_pass)
     try:
         ok = run_sync(ctx, schedule, yes, as_json)
     finally:
@@ -92,16 +93,16 @@ def checked_schedule(schedule: Schedule, delete: bool, yes: bool, dry_run: bool)
     return schedule
 
 
-def context(inventory: Path, source: str, destination: str, options: RsyncOptions, trust_new_hosts: bool) -> SyncContext:
+def context(inventory: Path, source: str, destination: str, options: RsyncOptions, trust_new_hosts: bool,
+            ask_become_pass: bool = False) -> SyncContext:
     from haops.replication.agent import load_keys
     from haops.replication.fanout import SyncContext
     from haops.replication.request import resolve
-    from haops.session import settings_for
     from haops.transport import Connections
 
     inv = load_inventory(inventory)
     request = resolve(inv, source, destination, options)
-    settings = settings_for(inv, trust_new_hosts)
+    settings = ssh_settings(inv, trust_new_hosts, ask_become_pass)
     keys = load_keys(key_files(inv, request.destinations, settings.identity))
     return SyncContext(inv, request, Connections(inv.hosts, settings), settings, keys)
 

@@ -77,6 +77,10 @@ def test_sudo_that_asks_for_a_password_gets_it_once_from_the_prompt(users: Clust
     assert done.returncode == 0, done.stdout + done.stderr
     assert PASSWORD not in done.stdout + done.stderr
     assert users.sh("lb1", "stat -c %U /etc/haproxy/haproxy.cfg").strip() == "root"
+    status = subprocess.run([sys.executable, "-m", "haops", "status", "-i", str(users.path), "-K", "--json"],
+                            input=PASSWORD + "\n", capture_output=True, text=True, timeout=60)
+    holders = {vip["instance"]: vip["holder"] for vip in json.loads(status.stdout)["vips"]}
+    assert status.returncode == 0 and set(holders.values()) == {"lb1"}, status.stdout + status.stderr
     stored = users.sh("lb1", f"grep -rlF -- {shlex.quote(PASSWORD)} /etc /var/lib/haops /run /tmp 2>/dev/null || true")
     assert stored.strip() == "", f"the sudo password was written to {stored}"
 
