@@ -95,24 +95,14 @@ def execute(resource: DrbdResource, steps: list[Step], connections: Connections)
     from haops.targets.drbd.remote import run_steps
 
     with err().status("running") as spinner:
-        results = run_steps(steps, connections, lambda s: spinner.update(f"{s.host}: {s.script}"))
+        results = run_steps(steps, resource, connections, lambda s: spinner.update(f"{s.host}: {s.script}"))
     for result in results:
         mark = "[green]ok[/]" if result.code == 0 else f"[bold red]failed (exit {result.code})[/]"
         err().print(f"{result.step.host}: {result.step.script} {mark}")
     last = results[-1]
     if last.code != 0:
-        err().print(without_secret(last.output, resource), markup=False, highlight=False)
+        err().print(last.output, markup=False, highlight=False)
         raise StepFailed(f"{last.step.host}: `{last.step.script}` failed; the steps after it did not run")
-
-
-def without_secret(output: str, resource: DrbdResource) -> str:
-    """drbdadm repeats the drbdsetup command line that failed, --shared-secret=... included."""
-    import re
-
-    from haops.secrets import MASK, mask
-
-    masked = mask(output, [resource.secret] if resource.secret else [])
-    return re.sub(r"(--shared-secret[= ])\S+", lambda m: m.group(1) + MASK, masked)
 
 
 def show_status(resource: DrbdResource, connections: Connections) -> None:

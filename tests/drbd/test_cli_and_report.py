@@ -74,7 +74,7 @@ def test_unready_and_unreachable_hosts_are_problems(mydrbd: DrbdResource) -> Non
 
 
 def test_a_failed_steps_output_never_shows_the_shared_secret(mydrbd: DrbdResource) -> None:
-    from haops.cli.drbd import without_secret
+    from haops.targets.drbd.remote import without_secret
 
     resource = dataclasses.replace(mydrbd, secret="Top-Secret-123")
     # drbdadm's own words for a failed drbdsetup, which repeat its command line; the second an old secret

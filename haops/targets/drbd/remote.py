@@ -9,9 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from haops.inventory.model import DrbdResource
+from haops.secrets import mask_line
 from haops.targets.drbd.facts import NodeFacts, fact_script, parse_node_facts
 from haops.targets.drbd.lifecycle import Step, hosts_of
 from haops.transport import Connections, HostFailure
+
+DRBDSETUP_SECRET = r"--shared-secret[= ](\S+)"
 
 READERS = 8
 
@@ -44,20 +47,29 @@ class StepResult:
     output: str
 
 
-def run_steps(steps: list[Step], connections: Connections, progress: Callable[[Step], None]) -> list[StepResult]:
-    """Each step on its host, in order; the first that fails ends the run (its result is last)."""
+def run_steps(steps: list[Step], resource: DrbdResource, connections: Connections,
+              progress: Callable[[Step], None]) -> list[StepResult]:
+    """Each step on its host, in order; the first that fails ends the run (its result is last).
+    What a step said has the resource's shared secret masked."""
     results: list[StepResult] = []
     for step in steps:
         progress(step)
         try:
             ran = connections.runner(step.host)(step.script)
-            result = StepResult(step, ran.code, (ran.stdout + ran.stderr).strip())
+            result = StepResult(step, ran.code, without_secret((ran.stdout + ran.stderr).strip(), resource))
         except HostFailure as exc:
             result = StepResult(step, 255, str(exc))
         results.append(result)
         if result.code != 0:
             break
     return results
+
+
+def without_secret(output: str, resource: DrbdResource) -> str:
+    """drbdadm repeats the drbdsetup command line that failed, --shared-secret=... included (an
+    older secret too: masked where it stands, not only by value)."""
+    secrets = (resource.secret,) if resource.secret else ()
+    return "".join(mask_line(line, secrets, (DRBDSETUP_SECRET,)) for line in output.splitlines(True))
 
 
 def wait_for(check: Callable[[], bool], seconds: float, interval: float = 1.0) -> bool:
