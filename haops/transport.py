@@ -39,7 +39,6 @@ class HostFailure(Exception):
     """Something went wrong on one host; the others carry on."""
 
 
-SUDO = "sudo"
 SUDO_REFUSALS = ("a password is required", "a terminal is required", "incorrect password", "Sorry, try again",
                  "is not in the sudoers file", "is not allowed to run", "is not allowed to execute", "may not run sudo")
 PASSWORD_FLAGS = "-S -k -p ''"  # the password from stdin, asked for every time, with no prompt text
@@ -137,7 +136,7 @@ def connect(host: Host, settings: SshSettings) -> Connection:
     """A connection to an inventory host (not opened yet), through its ProxyJump hops if any.
     With `become: sudo`, every command on it runs as root through sudo."""
     connection = connect_route(route(host, settings), settings)
-    if host.become == SUDO:
+    if host.through_sudo:
         connection.become = Become(connection.user, connection.host, settings.become_password)
     return connection
 

@@ -36,7 +36,7 @@ def ssh_settings(inv: Inventory, trust_new_hosts: bool = False, ask_become_pass:
     settings = settings_for(inv, trust_new_hosts)
     if not ask_become_pass:
         return settings
-    if not any(host.become == "sudo" for host in inv.hosts.values()):
+    if not any(host.through_sudo for host in inv.hosts.values()):
         from haops.cli.output import err
 
         err().print("note: --ask-become-pass: no host has `become: sudo`, so no password is needed")

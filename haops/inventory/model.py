@@ -11,9 +11,14 @@ STICKY = ("none", "cookie", "source")
 IPAddress = IPv4Address | IPv6Address
 
 
+def bracketed(address: object) -> str:
+    """An address as URLs, ss filters and rsync's user@host: an IPv6 one in brackets, [fd00::1]."""
+    return f"[{address}]" if ":" in str(address) else str(address)
+
+
 def endpoint(address: object, port: int) -> str:
     """address:port as configs and URLs write it: an IPv6 address in brackets, [fd00::1]:80."""
-    return f"[{address}]:{port}" if ":" in str(address) else f"{address}:{port}"
+    return f"{bracketed(address)}:{port}"
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,11 @@ class Host:
     weight: int = 1
     become: str = "none"  # "sudo": log in as ssh_user, run every command as root through sudo
     vm: VmSpec | None = None  # None: Vagrant's defaults (1 vCPU, 512 MiB, no extra disk)
+
+    @property
+    def through_sudo(self) -> bool:
+        """Logged in to as ssh_user, every command run as root through sudo (`become: sudo`)."""
+        return self.become == "sudo"
 
     @property
     def connect_to(self) -> str:

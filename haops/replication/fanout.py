@@ -109,7 +109,7 @@ def login_for(ctx: SyncContext, dest: str) -> rsync.Login:
     goes through a management address (ssh_host), else where haops goes."""
     host = ctx.inventory.hosts[dest]
     user = host.ssh_user or ctx.settings.forced_user or getpass.getuser()
-    sudo = host.become == "sudo"
+    sudo = host.through_sudo
     if host.ssh_host:
         return rsync.Login(f"haops-{dest}", str(host.address), 22, user, sudo)
     return rsync.Login(f"haops-{dest}", host.connect_to, host.ssh_port or 22, user, sudo)

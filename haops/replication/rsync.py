@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from haops.inventory.model import bracketed
+
 # Exit codes rsync documents, in the words haops reports them with.
 EXIT_MEANINGS = {
     1: "syntax or usage error", 2: "protocol incompatibility", 3: "errors selecting input/output files",
@@ -87,8 +89,8 @@ def rsync_argv(source_path: str, login: Login, dest_path: str, known_hosts: str,
     argv += [f"--exclude={pattern}" for pattern in options.excludes]
     if options.delete and options.deletable is not None:
         argv += only_these_deleted(options.deletable)
-    address = f"[{login.address}]" if ":" in login.address else login.address  # bare, rsync reads :: as daemon syntax
-    argv += ["--", with_slash(source_path), f"{login.user}@{address}:{with_slash(dest_path)}"]
+    # bare, rsync would read an IPv6 address's :: as its daemon syntax
+    argv += ["--", with_slash(source_path), f"{login.user}@{bracketed(login.address)}:{with_slash(dest_path)}"]
     return argv
 
 

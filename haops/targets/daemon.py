@@ -14,6 +14,8 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from haops.inventory.model import bracketed
+
 SYSTEMD = "systemd"
 PLAIN = "none"
 DETECT_INIT = "if [ -d /run/systemd/system ]; then echo systemd; else echo none; fi"
@@ -108,13 +110,9 @@ def in_the_way_of(address: str, port: int) -> str:
     or on the wildcard address of the same port."""
     if address in ("0.0.0.0", "::"):  # a wildcard bind meets every listener on the port
         return f"sport = :{port}"
-    return f"( src {ss_address(address)} or src 0.0.0.0 or src [::] ) and sport = :{port}"
+    return f"( src {bracketed(address)} or src 0.0.0.0 or src [::] ) and sport = :{port}"
 
 
 def listening_on(address: str, port: int) -> str:
     """An ss filter for listeners on the TCP address and port (0.0.0.0: any address)."""
-    return f"sport = :{port}" if address == "0.0.0.0" else f"src {ss_address(address)} and sport = :{port}"
-
-
-def ss_address(address: str) -> str:
-    return f"[{address}]" if ":" in address else address  # ss reads an IPv6 source only in brackets
+    return f"sport = :{port}" if address == "0.0.0.0" else f"src {bracketed(address)} and sport = :{port}"  # ss: IPv6 in []

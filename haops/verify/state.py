@@ -35,7 +35,7 @@ def testinfra_host(inventory: Inventory, name: str, settings: SshSettings) -> Ho
     config = str(settings.ssh_config) if settings.ssh_config is not None and settings.ssh_config.is_file() else None
     return testinfra.get_host(f"ssh://{user}@{to.alias}:{to.port}", ssh_extra_args=extra, ssh_identity_file=identity,
                               ssh_config=config, controlpersist=0, timeout=settings.connect_timeout_s,
-                              sudo=host.become == "sudo")
+                              sudo=host.through_sudo)
 
 
 def host_checks(inventory: Inventory, name: str, targets: list[Target], settings: SshSettings) -> list[CheckResult]:

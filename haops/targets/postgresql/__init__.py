@@ -18,7 +18,6 @@ a single-user backend whose hba_file is the candidate reports every line it cann
 from __future__ import annotations
 
 from ipaddress import ip_network
-
 from pathlib import Path
 
 from haops.inventory.model import Inventory, PostgresCluster
