@@ -13,6 +13,7 @@ PACKAGES+=(
   python3 python3-venv python3-pip
   openssh-server openssh-client iputils-ping
   vagrant vagrant-libvirt
+  ruby          # tests/test_vagrant.py reads the inventory's VMs with the Vagrantfile's own Ruby helper
   ansible-core  # `ansible-inventory --list` for `haops inventory from-ansible` and its tests
   pipx          # the README's `pipx install`, which tests/admin/test_plain_install.py runs
   sudo          # `become: sudo` hosts: tests/apply/test_become.py logs in as real users and goes through it
