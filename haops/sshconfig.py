@@ -55,6 +55,7 @@ class Wanted:
     port: int | None = None
     identities: tuple[Path, ...] = ()
     identities_only: bool = False
+    known_hosts: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -123,7 +124,7 @@ def _route(alias: str, fallback: str, wanted: Wanted, config: SshConfigFile, dep
         identities=identities,
         identities_only=only,
         jumps=_jumps(alias, hostname, options.get("proxyjump"), config, depth),
-        known_hosts=tuple(Path(p).expanduser() for p in str(options.get("userknownhostsfile", "")).split()
+        known_hosts=wanted.known_hosts or tuple(Path(p).expanduser() for p in str(options.get("userknownhostsfile", "")).split()
                           if p != "/dev/null"),
         connect_timeout_s=_timeout(options.get("connecttimeout"), alias),
     )

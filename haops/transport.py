@@ -128,7 +128,8 @@ def route(host: Host, settings: SshSettings) -> Route:
     """Where SSH to an inventory host goes: the inventory's settings, then the ssh config file."""
     own = (Path(host.ssh_key).expanduser(),) if host.ssh_key else ()
     forced = (settings.identity,) if settings.identity is not None and not own else ()
-    wanted = Wanted(host.ssh_user, host.ssh_port, own or forced, identities_only=bool(forced))
+    known = (Path(host.ssh_known_hosts).expanduser(),) if host.ssh_known_hosts else ()
+    wanted = Wanted(host.ssh_user, host.ssh_port, own or forced, identities_only=bool(forced), known_hosts=known)
     return sshconfig.resolve(host.name, str(host.address), host.ssh_host, wanted, config_file(settings.ssh_config))
 
 
@@ -177,7 +178,9 @@ def _hop(target: Route, settings: SshSettings, gateway: Connection | None) -> Co
                       connect_kwargs={"auth_strategy": strategy})
     client = connection.client
     name = target.hostname if target.port in (None, 22) else f"[{target.hostname}]:{target.port}"  # as paramiko looks it up
-    if settings.use_user_known_hosts:  # ~/.ssh/known_hosts as paramiko's system keys: they win
+    # ~/.ssh/known_hosts as paramiko's system keys (they win), unless the host names its own file,
+    # which replaces it as UserKnownHostsFile does for ssh.
+    if settings.use_user_known_hosts and not target.known_hosts:
         for key_type, host_key in known_keys(USER_KNOWN_HOSTS, name).items():
             client._system_host_keys.add(name, key_type, host_key)  # what load_system_host_keys fills; no public getter
     # Known_hosts given to the run win over the config's UserKnownHostsFile, as the inventory wins over it.

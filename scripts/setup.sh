@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # The daemons and checkers (shared with the Vagrantfile), then what this machine needs to
 # run haops, its lab and its tests.
-mapfile -t PACKAGES < <(grep -v '^#' scripts/daemons.txt | grep .)
+mapfile -t PACKAGES < <(grep -v '^#' templates/host-packages.txt | grep .)
 PACKAGES+=(
   python3 python3-venv python3-pip
   openssh-server openssh-client iputils-ping

@@ -15,7 +15,8 @@ import pytest
 from haops import inventory
 from haops.errors import UserError
 from haops.inventory.model import Inventory
-from haops.vagrant import EMULATION_OVERHEAD_MIB, Machine, merge_into_inventory, parse_ssh_config, vm_plan
+from haops.vagrant.plan import EMULATION_OVERHEAD_MIB, Machine, vm_plan
+from haops.vagrant.ssh_config import merge_into_inventory, parse_ssh_config
 
 pytestmark = pytest.mark.unit
 RECORDED = Path(__file__).parent / "data" / "vagrant-ssh-config.txt"
@@ -78,10 +79,10 @@ def test_vagrantfile_refuses_a_broken_inventory(tmp_path: Path) -> None:
 VMS = """\
 vars: {vm: {memory: 1G}}
 groups:
-  db: {hosts: [db1], vars: {vm: {cpus: 2, memory: 768, disks: [1G, 512M]}}}
+  db: {hosts: [db1], vars: {vm: {cpus: 2, memory: 768, disks: [1G, 512M], nics: [10.213.2.51]}}}
   zz: {hosts: [db1], vars: {vm: {cpus: 3, memory: 2G}}}
 hosts:
-  lb1: {address: 10.213.1.11, vars: {vm: {cpus: 4}}}
+  lb1: {address: 10.213.1.11, vars: {vm: {cpus: 4, nics: [10.213.2.11, 10.213.3.11], gateway: 10.213.1.1}}}
   db1: {address: 10.213.1.51, groups: [db]}
   web1: 10.213.1.21
 """
@@ -95,11 +96,13 @@ def test_the_vagrantfile_reads_each_vm_as_haops_does(tmp_path: Path) -> None:
     done = subprocess.run(["ruby", "-e", script, str(ROOT / "scripts" / "vagrant_vms.rb"), str(path)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    ours = {name: {"cpus": vm.cpus, "memory": vm.memory_mib, "disks": list(vm.disks_mib)}
+    ours = {name: {"cpus": vm.cpus, "memory": vm.memory_mib, "disks": list(vm.disks_mib), "nics": [str(n) for n in vm.nics],
+                   "gateway": None if vm.gateway is None else str(vm.gateway)}
             for name, vm in vm_plan(inventory.parse(VMS), MACHINE_20G, False).vms.items()}
     assert json.loads(done.stdout) == ours
-    assert ours["db1"] == {"cpus": 3, "memory": 2048, "disks": []}  # group zz after db: its vm replaces db's whole
-    assert ours["web1"] == {"cpus": 1, "memory": 1024, "disks": []}
+    assert ours["db1"] == {"cpus": 3, "memory": 2048, "disks": [], "nics": [], "gateway": None}  # zz after db: replaces it whole
+    assert ours["web1"] == {"cpus": 1, "memory": 1024, "disks": [], "nics": [], "gateway": None}
+    assert (ours["lb1"]["nics"], ours["lb1"]["gateway"]) == (["10.213.2.11", "10.213.3.11"], "10.213.1.1")
 
 
 MACHINE_20G = Machine(memory_mib=20 * 1024, available_mib=18 * 1024, swap_mib=0, cpus=8)
@@ -136,7 +139,7 @@ def test_the_machine_is_read_from_meminfo(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("vm, message", [
-    ("{cpu: 2}", "has no cpu; it takes cpus, memory and disks"),
+    ("{cpu: 2}", "has no cpu; it takes cpus, memory, disks, nics and gateway"),
     ("{memory: 64M}", "at least 128 MiB"),
     ("{memory: 2T}", "a size such as 512M or 2G"),
     ("{cpus: 0}", "cpus must be a whole number 1-64"),
@@ -155,4 +158,4 @@ def test_plan_exits_1_when_the_vms_cannot_fit_this_machine(tmp_path: Path) -> No
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
     report = json.loads(done.stdout)
     assert done.returncode == 1 and "the VMs need 4096.5 GiB" in report["refusal"], done.stdout + done.stderr
-    assert report["vms"]["small"] == {"cpus": 1, "memory_mib": 512, "disks_mib": []}
+    assert report["vms"]["small"] == {"cpus": 1, "memory_mib": 512, "disks_mib": [], "nics": [], "gateway": None}

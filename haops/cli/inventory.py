@@ -47,7 +47,7 @@ def from_vagrant(
 
     from haops import inventory as inventory_loader
     from haops.errors import UserError
-    from haops.vagrant import merge_into_inventory, parse_ssh_config
+    from haops.vagrant.ssh_config import merge_into_inventory, parse_ssh_config
 
     try:
         text = sys.stdin.read() if str(ssh_config) == "-" else ssh_config.read_text()

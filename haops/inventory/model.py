@@ -34,10 +34,13 @@ class LabSettings:
 
 @dataclass(frozen=True)
 class VmSpec:
-    """The VM a Vagrant run makes for a host: vCPUs, memory, and extra disks (MiB each)."""
+    """The VM a Vagrant run makes for a host: vCPUs, memory, extra disks (MiB each), extra
+    network cards (an address each, on that address's /24), and the default gateway."""
     cpus: int = 1
     memory_mib: int = 512
     disks_mib: tuple[int, ...] = ()
+    nics: tuple[IPv4Address, ...] = ()
+    gateway: IPv4Address | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class Host:
     ssh_port: int | None = None
     ssh_host: str | None = None
     ssh_key: str | None = None
+    ssh_known_hosts: str | None = None  # this host's own known_hosts file (a Vagrant VM's, recorded at first boot)
     init: str = "auto"
     weight: int = 1
     become: str = "none"  # "sudo": log in as ssh_user, run every command as root through sudo

@@ -22,13 +22,14 @@ from haops.inventory.vrrp import VrrpReader
 from haops.inventory.zones import ZoneReader
 
 TOP_KEYS = ("lab", "vars", "groups", "hosts", "services", "zones", "drbd", "vrrp", "postgresql", "responders")
-HOST_VARS = ("interface", "ssh_user", "ssh_port", "ssh_host", "ssh_key", "init", "weight", "become", "vm")
+HOST_VARS = ("interface", "ssh_user", "ssh_port", "ssh_host", "ssh_key", "ssh_known_hosts", "init", "weight", "become", "vm")
 HOST_VAR_CHECKS = {
     "interface": values.interface,
     "ssh_user": values.user,
     "ssh_port": values.port,
     "ssh_host": values.ssh_host,
     "ssh_key": values.local_path,
+    "ssh_known_hosts": values.local_path,
     "init": values.one_of("auto", "systemd", "none"),
     "weight": values.weight,
     "become": values.one_of("sudo", "none"),

@@ -224,14 +224,15 @@ def size_mib(value: Any) -> int:
 
 
 def vm_spec(value: Any) -> Any:
-    """A host's `vm`: {cpus: 1-64, memory: at least 128 MiB, disks: [extra disk sizes]}."""
+    """A host's `vm`: {cpus: 1-64, memory: at least 128 MiB, disks: [extra disk sizes],
+    nics: [an IPv4 address per extra network card], gateway: the default route's next hop}."""
     from haops.inventory.model import VmSpec
 
     if not isinstance(value, dict):
         raise ValueError(f"must be a mapping such as {{cpus: 1, memory: 512M, disks: [1G]}}, got {show(value)}")
-    unknown = sorted(set(value) - {"cpus", "memory", "disks"})
+    unknown = sorted(set(value) - {"cpus", "memory", "disks", "nics", "gateway"})
     if unknown:
-        raise ValueError(f"has no {', '.join(unknown)}; it takes cpus, memory and disks")
+        raise ValueError(f"has no {', '.join(unknown)}; it takes cpus, memory, disks, nics and gateway")
     cpus = value.get("cpus", 1)
     if isinstance(cpus, bool) or not isinstance(cpus, int) or not 1 <= cpus <= 64:
         raise ValueError(f"cpus must be a whole number 1-64, got {show(cpus)}")
@@ -241,4 +242,16 @@ def vm_spec(value: Any) -> Any:
     disks = value.get("disks", [])
     if not isinstance(disks, list) or len(disks) > 8:
         raise ValueError(f"disks must be a list of at most 8 sizes such as [1G], got {show(disks)}")
-    return VmSpec(cpus, memory, tuple(size_mib(disk) for disk in disks))
+    nics = value.get("nics", [])
+    if not isinstance(nics, list) or len(nics) > 4:
+        raise ValueError(f"nics must be a list of at most 4 IPv4 addresses such as [10.213.22.10], got {show(nics)}")
+    gateway = value.get("gateway")
+    return VmSpec(cpus, memory, tuple(size_mib(disk) for disk in disks), tuple(vm_address(nic, "nics") for nic in nics),
+                  None if gateway is None else vm_address(gateway, "gateway"))
+
+
+def vm_address(value: Any, key: str) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(str(value))
+    except ValueError:
+        raise ValueError(f"{key}: {show(value)} is not an IPv4 address") from None

@@ -1,0 +1,228 @@
+"""`haops vagrant up|down|status`: the inventory's VMs through Vagrant and vagrant-libvirt.
+
+Each inventory is its own Vagrant project: its state lives in .vagrant/<inventory name>/ beside
+the inventory, its libvirt domains are named haops-<inventory name>-<host>, and `up` writes
+<inventory name>.vagrant.yml beside it: the same inventory, logging in to each VM's management
+address as `vagrant`, against a known_hosts file of its own. Each VM's host keys are recorded
+once, from its serial console (the hypervisor's log, not the network), and the user is told;
+after that they are checked strictly, and a VM whose key changed is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from haops.errors import UserError
+from haops.render import template_root
+from haops.vagrant.ssh_config import VagrantHost, merge_into_inventory, parse_ssh_config
+
+Say = Callable[[str], None]
+CONSOLE_DIR = Path("/var/log/libvirt/qemu")
+HOST_KEY_LINE = re.compile(r"haops-host-key: (\S+) (\S+)")
+UP_TIMEOUT_S = 1800
+# Vagrant's own chatter that says nothing about progress: upload percentages, domain settings.
+NOISE = re.compile(r"^(Progress: |\s*-- |.*: -- )")
+
+
+@dataclass(frozen=True)
+class Project:
+    inventory_path: Path
+    box: str
+    emulated: bool
+
+    @property
+    def name(self) -> str:
+        return self.inventory_path.stem
+
+    @property
+    def state_dir(self) -> Path:
+        return self.inventory_path.resolve().parent / ".vagrant" / self.name
+
+    @property
+    def prefix(self) -> str:
+        return f"haops-{self.name}-"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.state_dir / "known_hosts"
+
+    @property
+    def vm_inventory(self) -> Path:
+        return self.inventory_path.resolve().with_name(f"{self.name}.vagrant.yml")
+
+    def console_log(self, host: str) -> Path:
+        return CONSOLE_DIR / f"{self.prefix}{host}-console.log"
+
+    def environment(self) -> dict[str, str]:
+        here = vagrantfile_dir()
+        return {**os.environ, "VAGRANT_CWD": str(here), "VAGRANT_VAGRANTFILE": "Vagrantfile",
+                "VAGRANT_DOTFILE_PATH": str(self.state_dir), "HAOPS_INVENTORY": str(self.inventory_path.resolve()),
+                "HAOPS_BOX": self.box, "HAOPS_VM_DRIVER": "qemu" if self.emulated else "kvm",
+                "HAOPS_VM_PREFIX": self.prefix, "VAGRANT_NO_COLOR": "1"}
+
+
+def vagrantfile_dir() -> Path:
+    """Where the Vagrantfile is: inside the wheel's templates, else a source checkout's top level."""
+    packaged = template_root() / "vagrant"
+    if (packaged / "Vagrantfile").is_file():
+        return packaged
+    return Path(__file__).resolve().parents[2]
+
+
+def vagrant(project: Project, args: list[str], say: Say, timeout_s: int = UP_TIMEOUT_S) -> str:
+    """Run vagrant for the project, telling its progress lines; its whole output on failure."""
+    try:
+        process = subprocess.Popen(["vagrant", *args], env=project.environment(), stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+    except FileNotFoundError:
+        raise UserError("vagrant is not installed: run scripts/setup.sh (Debian: vagrant, vagrant-libvirt)") from None
+    assert process.stdout is not None
+    lines: list[str] = []
+    for raw in process.stdout:
+        for line in raw.replace("\r", "\n").splitlines():
+            if line.strip() and not NOISE.match(line):
+                lines.append(line)
+                if line.startswith("==> "):
+                    say(line[4:])
+    try:
+        status = process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise UserError(f"vagrant {args[0]} took longer than {timeout_s} s") from None
+    if status != 0:
+        raise UserError(f"vagrant {' '.join(args)} failed (exit {status}):\n" + "\n".join(lines[-25:]))
+    return "\n".join(lines)
+
+
+def vagrant_quietly(project: Project, args: list[str], timeout_s: int = 120) -> str:
+    finished = subprocess.run(["vagrant", *args], env=project.environment(), capture_output=True, text=True,
+                              timeout=timeout_s)
+    if finished.returncode != 0:
+        raise UserError(f"vagrant {' '.join(args)} failed (exit {finished.returncode}): {finished.stderr.strip()[-600:]}")
+    return finished.stdout
+
+
+def bring_up(project: Project, hosts: list[str], say: Say) -> None:
+    """The first VM alone (it makes the shared networks: vagrant-libvirt was seen to hang making
+    them from parallel VMs), then the rest in parallel."""
+    project.state_dir.mkdir(parents=True, exist_ok=True)
+    first, rest = hosts[:1], hosts[1:]
+    vagrant(project, ["up", "--provider=libvirt", *first], say)
+    if rest:
+        vagrant(project, ["up", "--provider=libvirt", "--parallel", *rest], say)
+
+
+# --- host keys -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostKey:
+    kind: str
+    base64: str
+
+    @property
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(base64.b64decode(self.base64)).digest()
+        return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def keys_on_console(text: str) -> list[HostKey]:
+    """The host keys of the VM's latest boot, as the haops box prints them on its console."""
+    latest: dict[str, HostKey] = {}
+    for kind, blob in HOST_KEY_LINE.findall(text):
+        latest[kind] = HostKey(kind, blob)
+    return sorted(latest.values(), key=lambda k: k.kind)
+
+
+def recorded_keys(known_hosts: Path) -> dict[str, list[HostKey]]:
+    """The known_hosts haops wrote, by the VM named in each line's comment."""
+    found: dict[str, list[HostKey]] = {}
+    if known_hosts.is_file():
+        for line in known_hosts.read_text().splitlines():
+            fields = line.split()
+            if len(fields) == 4:
+                found.setdefault(fields[3], []).append(HostKey(fields[1], fields[2]))
+    return found
+
+
+def record_host_keys(project: Project, vms: dict[str, VagrantHost], say: Say) -> None:
+    """Record each VM's keys once; refuse a VM whose keys differ from the recorded ones."""
+    recorded = recorded_keys(project.known_hosts)
+    lines = []
+    for name, vm in vms.items():
+        keys = keys_on_console(read_console(project, name))
+        if not keys:
+            raise UserError(f"{name}: no host keys on its console ({project.console_log(name)}); is the box the haops "
+                            "box (`haops vagrant box build`)? Other boxes: record the keys yourself in "
+                            f"{project.known_hosts}")
+        known = recorded.get(name)
+        if known is not None and sorted(known, key=lambda k: k.kind) != keys:
+            raise UserError(f"{name}: its SSH host key changed since it was recorded ({known[0].fingerprint}); "
+                            f"if you rebuilt the VM yourself, run `haops vagrant down` first; otherwise find out why")
+        if known is None:
+            say(f"{name}: recorded host key {keys[0].kind} {keys[0].fingerprint} (from its console)")
+        lines += [f"{vm.hostname} {key.kind} {key.base64} {name}" for key in keys]
+    project.known_hosts.write_text("\n".join(lines) + "\n")
+
+
+def read_console(project: Project, host: str) -> str:
+    try:
+        return project.console_log(host).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+# --- the inventory for the VMs ---------------------------------------------------------------
+
+
+def write_vm_inventory(project: Project, vms: dict[str, VagrantHost]) -> None:
+    merged = yaml.safe_load(merge_into_inventory(project.inventory_path.read_text(), vms))
+    for spec in merged["hosts"].values():
+        spec["vars"]["ssh_known_hosts"] = str(project.known_hosts)
+    header = (f"# Written by `haops vagrant up -i {project.inventory_path}`: that inventory, logging in to its VMs.\n"
+              "# Edit the original; this file is written again at every `up`.\n")
+    project.vm_inventory.write_text(header + yaml.safe_dump(merged, sort_keys=False, default_flow_style=None))
+
+
+def ssh_config_of(project: Project) -> dict[str, VagrantHost]:
+    return parse_ssh_config(vagrant_quietly(project, ["ssh-config"]))
+
+
+# --- status and down -------------------------------------------------------------------------
+
+
+def states(project: Project) -> dict[str, str]:
+    """Each VM's state as Vagrant sees it (running, shutoff, not_created...)."""
+    if not project.state_dir.is_dir():
+        return {}
+    text = vagrant_quietly(project, ["status", "--machine-readable"])
+    found = {}
+    for line in text.splitlines():
+        fields = line.split(",")
+        if len(fields) >= 4 and fields[2] == "state":
+            found[fields[1]] = fields[3]
+    return found
+
+
+def tear_down(project: Project, say: Say) -> None:
+    """Destroy the VMs and forget what `up` recorded of them."""
+    if project.state_dir.is_dir():
+        vagrant(project, ["destroy", "--force"], say, timeout_s=600)
+    for host in hosts_of(project):
+        project.console_log(host).unlink(missing_ok=True)
+    project.known_hosts.unlink(missing_ok=True)
+    project.vm_inventory.unlink(missing_ok=True)
+
+
+def hosts_of(project: Project) -> list[str]:
+    data = yaml.safe_load(project.inventory_path.read_text()) or {}
+    return list(data.get("hosts", {}))
