@@ -5,6 +5,8 @@ refuses the 8.4 file in turn, so neither version's file passes the other's check
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,9 @@ from haops.apply.validation import check_files
 from haops.inventory.model import Inventory
 from haops.targets import get_target
 from haops.targets.base import RenderContext, RenderedFile
+from haops.targets.drbd.lifecycle import Step, init_plan, resolve_plan
 from tests.conftest import GOLDEN
+from tests.drbd.conftest import node
 
 pytestmark = pytest.mark.checker
 CASE_84 = GOLDEN / "drbd" / "two-node-84" / "inventory.yml"
@@ -96,3 +100,50 @@ def test_shared_secret_is_masked_in_checker_output() -> None:
     status, output = checked(inv, "store1", file, f'shared-secret "{SECRET}";', f"shared-secret {SECRET} {SECRET};")
     assert status == "failed"
     assert SECRET not in output and "********" in output
+
+
+# --- the plans' commands, as drbdadm-84 --dry-run takes them ---------------------------------------
+
+def dry_run(step: Step, tmp_path: Path) -> str:
+    """What drbdadm-84 would run for `step` as that node: the drbdsetup-84 and drbdmeta calls."""
+    _, file = rendered(CASE_84, step.host)
+    config = tmp_path / f"{step.host}.res"
+    config.write_text(file.text)
+    argv = [step.argv[0], "--dry-run", "-c", str(config), *step.argv[1:]]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, env={**os.environ, "__DRBD_NODE__": step.host})
+    assert done.returncode == 0, f"{step.script} as {step.host}:\n{done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def test_init_steps_are_valid_drbdadm_84_and_write_v08_metadata(tmp_path: Path) -> None:
+    resource = inventory.load(CASE_84).drbd["r0"]
+    facts = {h: node(h, "K loaded version: 8.4.11 (api:1/proto:86-101)", dump_md="dump-md-v08-empty.txt",
+                     blkid="blkid-empty.txt", resource=resource) for h in ("store1", "store2")}
+    calls = [dry_run(step, tmp_path) for step in init_plan(resource, facts, "store2", False)]
+    assert calls[0].strip() == "drbdmeta 3 v08 /dev/vdb internal create-md"
+    assert "drbdsetup-84 attach 3 /dev/vdb /dev/vdb internal --fencing=resource-only" in calls[2]
+    assert "drbdsetup-84 connect r0 ipv4:10.213.0.51:7789 ipv4:10.213.0.52:7789 --protocol=C" in calls[2]
+    assert calls[4].strip() == "/lib/drbd/drbdsetup-84 primary 3 --force"
+
+
+def test_split_brain_recovery_steps_are_valid_drbdadm_84(tmp_path: Path) -> None:
+    resource = inventory.load(CASE_84).drbd["r0"]
+    log = "block drbd3: Split-Brain detected but unresolved, dropping connection!"
+    status = "r0 role:Secondary\n  disk:UpToDate\n  peer connection:StandAlone\n"
+    facts = {h: node(h, "K loaded version: 8.4.11 (api:1/proto:86-101)", status=status, kernel=log, resource=resource)
+             for h in ("store1", "store2")}
+    _, steps = resolve_plan(resource, facts, "store2")
+    calls = [dry_run(step, tmp_path).strip() for step in steps]
+    connect = "/lib/drbd/drbdsetup-84 connect r0 ipv4:10.213.0.5{} ipv4:10.213.0.5{}"
+    assert calls[0] == "/lib/drbd/drbdsetup-84 disconnect ipv4:10.213.0.52:7789 ipv4:10.213.0.51:7789"
+    assert calls[1] == "/lib/drbd/drbdsetup-84 secondary 3"
+    assert calls[2].startswith(connect.format("2:7789", "1:7789")) and calls[2].endswith(" --discard-my-data")
+    assert calls[3] == "/lib/drbd/drbdsetup-84 disconnect ipv4:10.213.0.51:7789 ipv4:10.213.0.52:7789"
+    assert calls[4].startswith(connect.format("1:7789", "2:7789")) and "--discard-my-data" not in calls[4]
+
+
+def test_drbdadm_84_refuses_a_per_peer_connection(tmp_path: Path) -> None:
+    """Why an 8.4 survivor resets `r0`, not `r0:store2` as a DRBD 9 survivor does."""
+    step = Step("store1", ("/lib/drbd/drbdadm-84", "disconnect", "r0:store2"), "")
+    with pytest.raises(AssertionError, match="'r0:store2' not defined in your config"):
+        dry_run(step, tmp_path)
