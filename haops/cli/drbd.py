@@ -220,7 +220,7 @@ def report_verify(resource: DrbdResource, source: str, connections: Connections,
     latest: dict[str, NodeFacts] = {}
 
     def done() -> bool:
-        latest["facts"] = parse_node_facts(source, connections.runner(source)(fact_script(resource, disk, False)).stdout)
+        latest["facts"] = parse_node_facts(source, connections.runner(source)(fact_script(resource, disk, False)).stdout, resource)
         state = latest["facts"].state
         return state is None or not any(c.verifying for c in state.connections)
 
@@ -276,7 +276,7 @@ def wait_until_connected(resource: DrbdResource, victim: str, connections: Conne
     disk = next(n.disk for n in resource.nodes if n.host == victim)
 
     def connected() -> bool:
-        state = parse_node_facts(victim, connections.runner(victim)(fact_script(resource, disk, False)).stdout).state
+        state = parse_node_facts(victim, connections.runner(victim)(fact_script(resource, disk, False)).stdout, resource).state
         return state is not None and all(c.state == CONNECTED for c in state.connections)
 
     with err().status(f"waiting for {victim} to reconnect"):

@@ -14,7 +14,7 @@ from haops.inventory.source import Path
 class DrbdReader(Section):
     def _drbd(self, name: str, body: Any, path: Path) -> DrbdResource | None:
         keys = ("nodes", "disk", "protocol", "port", "minor", "meta_disk", "secret", "after_sb_0pri",
-                "after_sb_1pri", "after_sb_2pri", "fencing", "quorum", "allow_two_primaries")
+                "after_sb_1pri", "after_sb_2pri", "fencing", "quorum", "allow_two_primaries", "version")
         data = self.r.mapping(body, path, keys, required=("nodes", "disk"))
         f = self.r.field
         disk = f(data, path, "disk", values.device, None)
@@ -44,4 +44,5 @@ _DRBD_CHECKS: dict[str, Any] = {
     "fencing": values.one_of("dont-care", "resource-only", "resource-and-stonith"),
     "quorum": values.one_of("off", "majority", "all"),
     "allow_two_primaries": values.boolean,
+    "version": values.drbd_version,
 }

@@ -187,6 +187,7 @@ class DrbdResource:
     fencing: str = "resource-only"
     quorum: str = "off"
     allow_two_primaries: bool = False
+    version: str = "9"  # "9", or "8.4": the in-tree module of stock kernels, with its own config syntax
 
     @property
     def device(self) -> str:

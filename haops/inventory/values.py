@@ -165,6 +165,17 @@ def one_of(*choices: str) -> Any:
     return check
 
 
+DRBD_VERSIONS = ("9", "8.4")
+
+
+def drbd_version(value: Any) -> str:
+    """9 or "9" (the default), or "8.4"; YAML reads a bare 8.4 as a number, which is taken too."""
+    text = str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    if text not in DRBD_VERSIONS:
+        raise ValueError(f'must be 9 (DRBD 9) or "8.4" (the DRBD module in stock Linux kernels); got {show(value)}')
+    return str(text)
+
+
 def zone_name(value: Any) -> str:
     text = _text(value, "a DNS zone name such as example.test").rstrip(".").lower()
     labels = text.split(".")

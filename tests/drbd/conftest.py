@@ -30,7 +30,8 @@ def tagged(tag: str, text: str) -> list[str]:
 
 
 def node(host: str, module: str = LOADED, utils: bool = True, configured: bool = True, block: bool = True,
-         dump_md: str | None = None, blkid: str | None = None, events2: str = "", kernel: str = "") -> NodeFacts:
+         dump_md: str | None = None, blkid: str | None = None, events2: str = "", kernel: str = "",
+         status: str = "", resource: DrbdResource | None = None) -> NodeFacts:
     """What the fact script would print on `host`; dump_md and blkid name files of tests/data/drbd."""
     lines = [module, f"U {int(utils)}", f"C {int(configured)}", f"B {int(block)}"]
     if dump_md is not None:
@@ -39,8 +40,8 @@ def node(host: str, module: str = LOADED, utils: bool = True, configured: bool =
         lines += tagged("M", "\n".join(kept))
     if blkid is not None:
         lines += [line for line in tagged("S", (DATA / blkid).read_text()) if not line.startswith("S DEVNAME=")]
-    lines += tagged("E", events2) + tagged("L", kernel)
-    return parse_node_facts(host, "\n".join(lines))
+    lines += tagged("E", events2) + tagged("A", status) + tagged("L", kernel)
+    return parse_node_facts(host, "\n".join(lines), resource)
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
-"""DRBD 9: one /etc/drbd.d/<resource>.res per resource, the same text on every node.
+"""DRBD 9 or 8.4: one /etc/drbd.d/<resource>.res per resource, the same text on every node.
 
-Option placement follows drbd-utils 9.22 (`drbdadm dump` refuses anything else):
-protocol, after-sb-*, fencing, allow-two-primaries and the peer authentication live in
-`net`; quorum lives in `options`.
+Option placement follows drbd-utils 9.22 (`drbdadm dump`, or `drbdadm-84 dump` for 8.4,
+refuses anything else): protocol, after-sb-*, allow-two-primaries and the peer authentication
+live in `net`; fencing in `net` for DRBD 9 and in `disk` for 8.4 (user/v84/config_flags.c,
+CHANGEABLE_DISK_OPTIONS); quorum, node-id and connection-mesh exist in DRBD 9 only.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from haops.inventory.model import DrbdResource, Inventory
 from haops.render import render_template
+from haops.targets.drbd import v84
 from haops.targets.base import (
     Check,
     ProblemAt,
@@ -26,6 +28,7 @@ from haops.targets.base import (
 from haops.verify.result import SKIP, verdict
 
 CONFIG_DIR = "/etc/drbd.d"
+TEMPLATES = {"9": "drbd/resource.res.j2", v84.VERSION: "drbd/resource-84.res.j2"}
 HMAC_ALGORITHM = "sha256"
 VERIFY_ALGORITHM = "sha256"
 
@@ -40,8 +43,32 @@ def review_resource(resource: DrbdResource) -> list[ProblemAt]:
         *_after_split_brain_problems(resource),
         *_split_brain_guard_problems(resource),
         *_two_primaries_problems(resource),
-        *_quorum_problems(resource),
+        *(_drbd84_problems(resource) if v84.is_84(resource) else _quorum_problems(resource)),
     ]
+
+
+def _drbd84_problems(resource: DrbdResource) -> list[ProblemAt]:
+    problems: list[ProblemAt] = []
+    if len(resource.nodes) != 2:
+        problems.append((("nodes",), f"DRBD 8.4 replicates between exactly two nodes, not {len(resource.nodes)}; "
+                         "use two nodes, or version 9 (the DRBD 9 module from LINBIT) for more"))
+    if resource.quorum != "off":
+        problems.append((("quorum",), f"quorum {resource.quorum}: quorum exists in DRBD 9 only; with version 8.4 "
+                         "leave quorum off and guard the pair with fencing resource-only"))
+    return problems
+
+
+def mixed_version_problems(inventory: Inventory) -> list[ProblemAt]:
+    """A host runs one DRBD kernel module, so all its resources must be of that module's version."""
+    problems: list[ProblemAt] = []
+    for host in inventory.hosts:
+        on_host = resources_on(inventory, host)
+        if len({r.version for r in on_host}) > 1:
+            named = ", ".join(f"{r.name} ({r.version})" for r in on_host)
+            problems.extend((("drbd", r.name, "version"), f"{host} has resources of both DRBD versions ({named}), "
+                             "but a kernel runs one DRBD module: give them all the same version")
+                            for r in on_host if r.version != on_host[0].version)
+    return problems
 
 
 def _after_split_brain_problems(resource: DrbdResource) -> list[ProblemAt]:
@@ -60,9 +87,10 @@ def _after_split_brain_problems(resource: DrbdResource) -> list[ProblemAt]:
 
 def _split_brain_guard_problems(resource: DrbdResource) -> list[ProblemAt]:
     if resource.fencing == "dont-care" and resource.quorum == "off":
+        instead = "use fencing resource-only" + ("" if v84.is_84(resource) else
+                                                  " (two nodes) or quorum majority (three or more nodes)")
         return [(("fencing",), "fencing dont-care with quorum off: nothing stops both sides of a broken link from "
-                 "writing, which is split brain and lost data; use fencing resource-only (two nodes) or quorum "
-                 "majority (three or more nodes)")]
+                 f"writing, which is split brain and lost data; {instead}")]
     return []
 
 
@@ -117,7 +145,8 @@ class DrbdTarget(Target):
     secret_lines = (r'^\s*shared-secret\s+"([^"]*)"',)
 
     def review(self, inventory: Inventory) -> list[ProblemAt]:
-        return [(("drbd", r.name, *path), message) for r in inventory.drbd.values() for path, message in review_resource(r)]
+        return [*((("drbd", r.name, *path), message) for r in inventory.drbd.values() for path, message in review_resource(r)),
+                *mixed_version_problems(inventory)]
 
     def activate(self, init: str, live: bool, files: list[RenderedFile]) -> str:
         return adjust(files)
@@ -135,7 +164,7 @@ class DrbdTarget(Target):
     @staticmethod
     def _render_resource(inventory: Inventory, resource: DrbdResource) -> RenderedFile:
         text = render_template(
-            "drbd/resource.res.j2",
+            TEMPLATES[resource.version],
             r=resource,
             hmac_algorithm=HMAC_ALGORITHM,
             verify_algorithm=VERIFY_ALGORITHM,
@@ -145,9 +174,11 @@ class DrbdTarget(Target):
         return RenderedFile(config_path(resource), text, 0o644)
 
     def checks(self, inventory: Inventory, host: str, root: Path) -> list[Check]:
+        """`drbdadm dump` as the node itself (`__DRBD_NODE__`): drbdadm-84 for an 8.4 resource. Both
+        only parse the file; neither needs the kernel module."""
         return [
-            Check("drbdadm", ("drbdadm", "-c", under(root, config_path(r)), "dump", r.name),
-                  f"drbdadm dump {r.name} (as {host})", env=(("__DRBD_NODE__", host),))
+            Check(v84.drbdadm(r), (v84.drbdadm(r), "-c", under(root, config_path(r)), "dump", r.name),
+                  f"{v84.drbdadm(r).rsplit('/', 1)[-1]} dump {r.name} (as {host})", env=(("__DRBD_NODE__", host),))
             for r in resources_on(inventory, host)
         ]
 

@@ -5,8 +5,9 @@ Each command is a pure function of the resource and every node's facts. It eithe
 steps in order, each on one host. Nothing here touches a host; the CLI gathers the facts and
 runs the plan, and `--check` prints the plan and stops.
 
-Before any plan, every node must be able to run DRBD at all (`NotReady`, exit 1): the drbd 9
-kernel module loaded or loadable, drbd-utils installed, the resource file written by apply.
+Before any plan, every node must be able to run DRBD at all (`NotReady`, exit 1): the kernel
+module of the resource's version (9, or 8.4) loaded or loadable, drbd-utils installed, the
+resource file written by apply.
 
 The commands follow the DRBD 9 user's guide (LINBIT/linbit-documentation UG9):
   init                create-md on every node (never over data or metadata without --force), up
@@ -17,6 +18,10 @@ The commands follow the DRBD 9 user's guide (LINBIT/linbit-documentation UG9):
                       survivor whose connection to the victim is StandAlone: disconnect, connect
                       (per connection, so a third node's replication is never interrupted)
   verify              drbdadm verify on one node, against every peer
+
+An 8.4 resource runs the same drbdadm commands through /lib/drbd/drbdadm-84 (v84.py), with
+one difference: 8.4 has no per-peer connections, so `disconnect RES:PEER` is refused ("'r0:db2'
+not defined in your config") and a survivor resets its one connection with `disconnect RES`.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 
 from haops.errors import UserError
 from haops.inventory.model import DrbdResource
+from haops.targets.drbd import v84
 from haops.targets.drbd.facts import NodeFacts
 from haops.targets.drbd.status import CONNECTED, HISTORY_DISKS, PRIMARY, STANDALONE, UP_TO_DATE, Connection, split_brain
 
@@ -64,8 +70,9 @@ class Step:
 Facts = Mapping[str, NodeFacts]
 
 
-def drbdadm(host: str, why: str, *args: str) -> Step:
-    return Step(host, ("drbdadm", *args), why)
+def drbdadm(resource: DrbdResource, host: str, why: str, *args: str) -> Step:
+    """A drbdadm step, by the drbdadm of the resource's DRBD version."""
+    return Step(host, (v84.drbdadm(resource), *args), why)
 
 
 def hosts_of(resource: DrbdResource) -> list[str]:
@@ -85,19 +92,27 @@ def node_named(resource: DrbdResource, host: str, option: str) -> str:
 
 # --- readiness -------------------------------------------------------------------------------------
 
-def module_problem(facts: NodeFacts) -> str | None:
+def module_problem(facts: NodeFacts, resource: DrbdResource) -> str | None:
     module = facts.module
     if module.state == "missing":
         return f"no DRBD kernel module: {module.detail}"
-    major = module.version.split(".")[0] if module.version else None
-    if major is not None and major.isdigit() and int(major) < SUPPORTED_MAJOR:
-        return (f"the kernel's DRBD module is {module.version} ({module.state}); haops writes DRBD 9 resources "
-                "(node-id, connection-mesh): install the DRBD 9 module (drbd-dkms from LINBIT)")
+    if module.version is None:
+        return None
+    found_84 = module.version.startswith(v84.VERSION + ".")
+    major = module.version.split(".")[0]
+    if v84.is_84(resource) and not found_84:
+        return (f"the kernel's DRBD module is {module.version} ({module.state}), and {resource.name} is an 8.4 "
+                f"resource (version: \"8.4\" in the inventory): set its version to {major} and apply again")
+    if not v84.is_84(resource) and major.isdigit() and int(major) < SUPPORTED_MAJOR:
+        hint = ('set version: "8.4" for the resource in the inventory and apply again, or ' if found_84 else ""
+                ) + "install the DRBD 9 module (drbd-dkms from LINBIT)"
+        return (f"the kernel's DRBD module is {module.version} ({module.state}); {resource.name} is a DRBD 9 "
+                f"resource (node-id, connection-mesh): {hint}")
     return None
 
 
 def readiness_problems(facts: NodeFacts, resource: DrbdResource) -> list[str]:
-    problems = [p for p in [module_problem(facts)] if p]
+    problems = [p for p in [module_problem(facts, resource)] if p]
     if not facts.utils:
         problems.append("drbd-utils is not installed (no drbdadm)")
     elif not facts.configured:
@@ -179,16 +194,16 @@ def init_plan(resource: DrbdResource, facts: Facts, initial_primary: str | None,
             problems += [f"  {host}: {what}" for what in found]
             continue
         if found:
-            steps.append(drbdadm(host, f"overwrite ({'; '.join(found)}) as --force asks", "create-md", "--force", resource.name))
+            steps.append(drbdadm(resource, host, f"overwrite ({'; '.join(found)}) as --force asks", "create-md", "--force", resource.name))
         else:
-            steps.append(drbdadm(host, f"{node.disk} holds no data or metadata", "create-md", resource.name))
+            steps.append(drbdadm(resource, host, f"{node.disk} holds no data or metadata", "create-md", resource.name))
     if problems:
         hint = "" if force else ("\nNothing was changed. If that data is not wanted, run again with --force "
                                  "(create-md overwrites it).")
         raise Refused("\n".join([f"init of {resource.name} refused:", *problems]) + hint)
-    steps += [drbdadm(host, "attach the disk and connect to the peers", "up", resource.name) for host in hosts_of(resource)]
+    steps += [drbdadm(resource, host, "attach the disk and connect to the peers", "up", resource.name) for host in hosts_of(resource)]
     if initial_primary is not None:
-        steps.append(drbdadm(initial_primary, "the initial full sync copies this node's disk to every peer (your choice)",
+        steps.append(drbdadm(resource, initial_primary, "the initial full sync copies this node's disk to every peer (your choice)",
                              "primary", "--force", resource.name))
     return steps
 
@@ -202,7 +217,7 @@ def up_plan(resource: DrbdResource, facts: Facts) -> list[Step]:
         node = facts[host]
         if node.state is not None:
             continue
-        steps.append(drbdadm(host, "attach the disk and connect to the peers", "up", resource.name))
+        steps.append(drbdadm(resource, host, "attach the disk and connect to the peers", "up", resource.name))
     return steps
 
 
@@ -225,7 +240,7 @@ def promote_plan(resource: DrbdResource, facts: Facts, host: str) -> list[Step]:
     if others and not resource.allow_two_primaries:
         raise Refused(f"{', '.join(others)} is Primary for {resource.name}; two primaries are not allowed: "
                       f"`haops drbd demote {resource.name} {others[0]}` first")
-    return [drbdadm(host, "make this node the one that writes", "primary", resource.name)]
+    return [drbdadm(resource, host, "make this node the one that writes", "primary", resource.name)]
 
 
 def demote_plan(resource: DrbdResource, facts: Facts, host: str | None) -> list[Step]:
@@ -239,7 +254,7 @@ def demote_plan(resource: DrbdResource, facts: Facts, host: str | None) -> list[
         if state.open:
             raise Refused(f"{target}: {resource.name}'s device is open (mounted or in use); DRBD cannot demote it. "
                           "Stop what uses it (umount) first.")
-        steps.append(drbdadm(target, "stop writing here", "secondary", resource.name))
+        steps.append(drbdadm(resource, target, "stop writing here", "secondary", resource.name))
     return steps
 
 
@@ -300,16 +315,16 @@ def resolve_plan(resource: DrbdResource, facts: Facts, victim: str) -> tuple[Spl
     if state is not None and state.role == PRIMARY and state.open:
         raise Refused(f"{victim} is Primary and its device is open (mounted or in use): it cannot become Secondary "
                       "to discard its data. Stop what uses it there first.")
-    steps = [drbdadm(victim, "drop every connection of the victim", "disconnect", resource.name),
-             drbdadm(victim, "the victim must not be primary", "secondary", resource.name),
-             drbdadm(victim, "reconnect, discarding the victim's changes since the split", "connect",
+    steps = [drbdadm(resource, victim, "drop every connection of the victim", "disconnect", resource.name),
+             drbdadm(resource, victim, "the victim must not be primary", "secondary", resource.name),
+             drbdadm(resource, victim, "reconnect, discarding the victim's changes since the split", "connect",
                      "--discard-my-data", resource.name)]
     for survivor in view.survivors:
         theirs = connection_to(facts[survivor], victim)
         if theirs is not None and theirs.state == STANDALONE:
-            target = f"{resource.name}:{victim}"
-            steps += [drbdadm(survivor, f"reset only the connection to {victim}", "disconnect", target),
-                      drbdadm(survivor, f"reconnect to {victim}; its data is resynced from here", "connect", target)]
+            target = resource.name if v84.is_84(resource) else f"{resource.name}:{victim}"
+            steps += [drbdadm(resource, survivor, f"reset only the connection to {victim}", "disconnect", target),
+                      drbdadm(resource, survivor, f"reconnect to {victim}; its data is resynced from here", "connect", target)]
     return view, steps
 
 
@@ -325,7 +340,7 @@ def verify_plan(resource: DrbdResource, facts: Facts, host: str | None) -> list[
             if c.state != CONNECTED or c.syncing or c.verifying]
     if busy:
         raise Refused(f"online verify needs every connection of {source} Connected and in sync; now: {', '.join(busy)}")
-    return [drbdadm(source, "compare every block with each peer by digest (verify-alg)", "verify", resource.name)]
+    return [drbdadm(resource, source, "compare every block with each peer by digest (verify-alg)", "verify", resource.name)]
 
 
 def describe(steps: Iterable[Step]) -> list[str]:

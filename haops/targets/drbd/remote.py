@@ -32,7 +32,7 @@ def gather(resource: DrbdResource, connections: Connections, inspect_disk: bool 
             ran = connections.runner(host)(fact_script(resource, disk, inspect_disk))
         except HostFailure as exc:
             return host, str(exc)
-        return host, parse_node_facts(host, ran.stdout)
+        return host, parse_node_facts(host, ran.stdout, resource)
 
     with ThreadPoolExecutor(max_workers=READERS) as pool:
         results = list(pool.map(read, hosts_of(resource)))
