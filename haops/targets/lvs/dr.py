@@ -67,7 +67,7 @@ def converge_script() -> str:
         f"  {on_lo()} && continue",
         f"  ip addr add \"$a\" dev {DEVICE} || exit 1; kept=\"$kept $a\"",
         "done",
-        f"mkdir -p {shlex.quote(str(Path(ADDED).parent))} && printf '%s\\n' $kept | grep -v '^$' > {ADDED}.new; mv -f {ADDED}.new {ADDED}",
+        f"mkdir -p {shlex.quote(str(Path(ADDED).parent))} && printf '%s\\n' $kept | grep -v '^$' | sort -u > {ADDED}.new; mv -f {ADDED}.new {ADDED}",
     ])
 
 
