@@ -20,7 +20,7 @@ from haops.apply.plan import ACTIVATE, RELOAD, START, HostPlan, TargetPlan, file
 from haops.apply.remote_check import CANDIDATE_PREFIX
 from haops.inventory.model import Inventory
 from haops.targets import all_targets
-from haops.targets.base import REFUSAL_MARK, Refusal
+from haops.targets.base import NOTICE, REFUSAL_MARK, Refusal
 from haops.targets.daemon import Daemon
 from haops.transport import HostFailure, Ran, open_connection, run
 
@@ -234,7 +234,13 @@ def install_and_activate(connection: Connection, plan: TargetPlan, context: Exec
             return refusal
     if activated.code != 0:
         return (activated.stdout + activated.stderr).strip()
+    report.messages += notices(plan.target.name, activated.stdout)
     return None
+
+
+def notices(target: str, output: str) -> list[str]:
+    """What an activation said the host could not make live, for the report."""
+    return [f"{target}: {line.removeprefix(NOTICE).strip()}" for line in output.splitlines() if line.startswith(NOTICE)]
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 plugin can add its own with `register`, touching no haops module.
 
 The order is also the order in which apply makes targets live on a host: kernel settings
-first, then the backends' responder, balancers, and VRRP last, so a host claims the address
-only once it can serve it."""
+first (a DR real server ignores ARP for the VIP before lo holds it), then the backends'
+responder, balancers, and VRRP last, so a host claims the address only once it can serve it."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from haops.inventory.model import Inventory
     from haops.targets.base import BalancerTarget, ProblemAt, Target
 
-BUILT_IN = ("sysctl", "iptables", "lvs", "drbd", "postgresql", "responder", "haproxy", "nginx", "apache", "bind", "keepalived")
+BUILT_IN = ("sysctl", "lvs-dr", "iptables", "lvs", "drbd", "postgresql", "responder", "haproxy", "nginx", "apache", "bind", "keepalived")
+MODULES = {"lvs-dr": "lvs.dr"}  # a built-in target that lives inside another one's package
 _added: list[Target] = []
 T = TypeVar("T", bound="Target")
 
@@ -27,7 +28,7 @@ def target_names() -> tuple[str, ...]:
 
 def get_target(name: str) -> Target:
     if name in BUILT_IN:
-        target: Target = importlib.import_module(f"haops.targets.{name}").TARGET
+        target: Target = importlib.import_module(f"haops.targets.{MODULES.get(name, name)}").TARGET
         return target
     for target in _added:
         if target.name == name:

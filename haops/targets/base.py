@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 KeyPath = tuple[str | int, ...]
 ProblemAt = tuple[KeyPath, str]
 ALWAYS = "true"
+# An activation's output line that starts with this is shown in apply's report (the rest is
+# not): what the host could not make live and why, when that is no failure (no kernel module).
+NOTICE = "haops-notice:"
 
 
 @dataclass(frozen=True)

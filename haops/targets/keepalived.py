@@ -44,7 +44,7 @@ from haops.targets.base import (
     under,
 )
 from haops.targets.daemon import Daemon
-from haops.targets.lvs import decimal_seconds, virtual_server_blocks
+from haops.targets.lvs import decimal_seconds, keepalived_directs, virtual_server_blocks
 
 CONFIG = "/etc/keepalived/keepalived.conf"
 SCRATCH = "/.haops-scratch/keepalived/keepalived.conf"
@@ -280,7 +280,8 @@ class KeepalivedTarget(Target):
         return [VrrpNode(i.instance.name, host, None, error=why) for i in instances_on(inventory, host)]
 
     def hosts(self, inventory: Inventory) -> tuple[str, ...]:
-        wanted = {h for i in inventory.vrrp.values() for h in i.hosts} | set(hosts_running(inventory, "lvs"))
+        directors = {h for h in hosts_running(inventory, "lvs") if keepalived_directs(inventory, h)}
+        wanted = {h for i in inventory.vrrp.values() for h in i.hosts} | directors
         return tuple(name for name in inventory.hosts if name in wanted)
 
     def render(self, inventory: Inventory, host: str, context: RenderContext) -> list[RenderedFile]:

@@ -6,6 +6,7 @@ import shlex
 from pathlib import Path
 
 from haops.inventory.model import Inventory
+from haops.targets.lvs.dr import dr_vips
 from haops.render import render_template
 from haops.targets.base import ALWAYS, Check, RenderContext, RenderedFile, Target
 
@@ -14,6 +15,12 @@ NONLOCAL_BIND = ("net.ipv4.ip_nonlocal_bind", "1", "balancers bind the VRRP addr
 FORWARD = ("net.ipv4.ip_forward", "1", "iptables DNAT and LVS NAT forward client connections to the backends")
 NONLOCAL_BIND6 = ("net.ipv6.ip_nonlocal_bind", "1", "balancers bind the IPv6 VRRP address even on the host that does not hold it yet")
 FORWARD6 = ("net.ipv6.conf.all.forwarding", "1", "ip6tables DNAT and LVS NAT forward IPv6 client connections to the backends")
+# A DR real server holds the VIP on lo but must not answer ARP for it (the director does):
+# reply only for addresses on the asking interface, and announce only a source address of the
+# interface the ARP goes out on. The kernel takes the higher of conf/all and conf/<interface>
+# for both (IN_DEV_MAXCONF), so `all` covers every interface, present and future.
+ARP_IGNORE = ("net.ipv4.conf.all.arp_ignore", "1", "LVS DR real servers must not answer ARP for the VIP they hold on lo")
+ARP_ANNOUNCE = ("net.ipv4.conf.all.arp_announce", "2", "LVS DR real servers must never announce the VIP on lo as an ARP source")
 BINDING_BALANCERS = ("haproxy", "nginx", "apache")
 FORWARDING_BALANCERS = ("iptables", "lvs")
 
@@ -34,6 +41,8 @@ def settings_for(inventory: Inventory, host: str) -> list[tuple[str, str, str]]:
             settings.append(bind)
         if kinds & set(FORWARDING_BALANCERS):
             settings.append(forward)
+    if any(vip.version == 4 for vip in dr_vips(inventory, host)):
+        settings += [ARP_IGNORE, ARP_ANNOUNCE]
     return settings
 
 

@@ -1,11 +1,16 @@
 """LVS (IPVS): one set of virtual services per director, in two forms of the same model.
 
-1. /etc/haops/lvs.rules, input for `ipvsadm-restore` (the `ipvsadm -S -n` format). It has no
-   health checks, so it is the form for directors that keepalived does not manage. ipvsadm
-   adds to the table; the apply stage loads it as `ipvsadm -C` + `ipvsadm-restore` in one step,
-   and never on a host whose keepalived.conf carries the same services.
-2. virtual_server_blocks(): the same services as keepalived `virtual_server` blocks, with
-   HTTP_GET / TCP_CHECK health checkers; the keepalived target puts them into keepalived.conf.
+Who loads a director's IPVS table is decided per host, never both:
+- keepalived, where it runs anyway: the host is in a VRRP instance, or one of its LVS services
+  has health checks (keepalived is the checker). virtual_server_blocks() gives it the services
+  with HTTP_GET / TCP_CHECK checkers in keepalived.conf; lvs.rules is rendered there only as the
+  ipvsadm form of the same services, marked KEEPALIVED_MARK, and never loaded.
+- this target, elsewhere: /etc/haops/lvs.rules (the `ipvsadm -S -n` format) is loaded by
+  ipvs.load_script, the difference in one `ipvsadm -R`; the probe and the proof compare the
+  live table with the file. Where the kernel has no IPVS and cannot load it (the namespace lab),
+  the file is written, the activation says so, and nothing claims a table.
+
+Real servers of DR services hold the VIP on lo: haops.targets.lvs.dr (target lvs-dr).
 
 ipvsadm refuses to start without the ip_vs kernel module, which many build machines lack, so
 the rules file is proved by parsing it back (parse_rules; `python -m haops.targets.lvs check
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
@@ -26,18 +32,24 @@ from haops.inventory.values import one_of, seconds
 from haops.render import render_template
 from haops.targets.base import (
     AFFINITY,
+    ALWAYS,
     LEAST,
     SPLIT,
     BalancerTarget,
     Check,
     OptionField,
     ProblemAt,
+    RemoteHost,
     RenderContext,
     RenderedFile,
+    StateCheck,
     TrafficPromise,
+    Verdict,
     services_on,
     under,
 )
+from haops.targets.lvs.ipvs import IPVS_PROC, holds_or_cannot, load_script, table_holds, unload_script
+from haops.verify.result import SKIP, verdict
 
 RULES = "/etc/haops/lvs.rules"
 # Inside the candidate tree only: never rendered for a host, never pushed.
@@ -52,6 +64,14 @@ MAX_PERSISTENCE_S = 2_678_400  # ipvsadm's MAX_TIMEOUT: 31 days
 OPTIONS = {"lvs": {"mode": OptionField(one_of("nat", "dr"), "nat"), "persistence": OptionField(seconds, None)}}
 DISTRIBUTION = {"rr": SPLIT, "wrr": SPLIT, "lc": LEAST, "wlc": LEAST, "sh": AFFINITY}
 NO_IPVS = "needs the ip_vs kernel module (Vagrant VMs, real servers)"
+# The line that tells the host's shell (probe, activation) that keepalived loads this table.
+KEEPALIVED_MARK = "# haops: keepalived loads these services on this host; ipvsadm never loads this file here"
+
+
+def keepalived_directs(inventory: Inventory, host: str) -> bool:
+    """keepalived runs on the host anyway (VRRP, or health checks to run), so it loads the table."""
+    in_vrrp = any(host in instance.hosts for instance in inventory.vrrp.values())
+    return in_vrrp or any(s.health is not None for s in services_on(inventory, "lvs", host))
 
 
 def mode(service: Service) -> str:
@@ -213,7 +233,7 @@ def decimal_seconds(milliseconds: int) -> str:
 def virtual_server_blocks(inventory: Inventory, host: str) -> str:
     """keepalived `virtual_server` blocks for the LVS services `host` directs ('' if none)."""
     services = services_on(inventory, "lvs", host)
-    if not services:
+    if not services or not keepalived_directs(inventory, host):
         return ""
     return render_template(
         "lvs/virtual_servers.conf.j2",
@@ -238,13 +258,48 @@ def scratch_keepalived_conf(inventory: Inventory, host: str) -> str:
 # --- the target ------------------------------------------------------------------------------
 
 
+def loaded_by_keepalived(files: list[RenderedFile]) -> bool:
+    return any(KEEPALIVED_MARK in f.text.splitlines() for f in files if f.path == RULES)
+
+
+def keepalived_marked() -> str:
+    """Shell: the host's rules file says keepalived loads the table."""
+    return f"grep -qxF {shlex.quote(KEEPALIVED_MARK)} {RULES}"
+
+
+def table_matches_file(remote: RemoteHost) -> Verdict:
+    expected = f"the IPVS table holds exactly {RULES}"
+    if not remote.file(IPVS_PROC).exists:
+        return expected, "no ip_vs kernel module on this host", SKIP
+    held = remote.run(table_holds(RULES))
+    return expected, "it does" if held.rc == 0 else "it differs (or ipvsadm failed)", verdict(held.rc == 0)
+
+
 class LvsTarget(BalancerTarget):
-    """The rules file is for hosts without keepalived; where keepalived runs, its virtual_server
-    blocks drive IPVS, so this target itself has nothing to start, load or prove."""
+    """Loads the rules file on directors keepalived does not manage (see the module docstring);
+    where keepalived loads the table this target has nothing to load or prove."""
 
     name = "lvs"
     algorithms = ALGORITHMS
     option_blocks = OPTIONS
+    # A director that no longer runs LVS keeps steering the VIP's connections to the old real
+    # servers (IPVS takes them before any local listener) until its services are deleted.
+    retire_with_apply = True
+
+    def probe(self) -> str:
+        return f"if {keepalived_marked()}; then true; else {holds_or_cannot(RULES)}; fi"
+
+    def activate(self, init: str, live: bool, files: list[RenderedFile]) -> str:
+        return ALWAYS if loaded_by_keepalived(files) else load_script(RULES)
+
+    def proof(self, inventory: Inventory, host: str, files: list[RenderedFile], before: str | None) -> str:
+        return ALWAYS if loaded_by_keepalived(files) else f"( {holds_or_cannot(RULES)} )"
+
+    def retire(self, init: str) -> str:
+        return f"if {keepalived_marked()}; then true; else {unload_script(RULES)}\nfi"
+
+    def state_checks(self, inventory: Inventory, host: str) -> list[StateCheck]:
+        return [] if keepalived_directs(inventory, host) else [StateCheck("IPVS table", host, table_matches_file)]
 
     def review_service(self, service: Service) -> list[ProblemAt]:
         return review(service)
@@ -260,6 +315,7 @@ class LvsTarget(BalancerTarget):
             "lvs/lvs.rules.j2",
             entries=[(s.name, virtual_service(s)) for s in services_on(inventory, "lvs", host)],
             flag=FORWARDING_FLAG,
+            keepalived_mark=KEEPALIVED_MARK if keepalived_directs(inventory, host) else None,
         )
         return [RenderedFile(RULES, text, 0o644)]
 
@@ -276,7 +332,7 @@ class LvsTarget(BalancerTarget):
 
 def _package_path() -> str:
     """Lets the parse-back check import haops from any working directory."""
-    here = str(Path(__file__).resolve().parent.parent.parent)
+    here = str(Path(__file__).resolve().parents[3])
     inherited = os.environ.get("PYTHONPATH")
     return os.pathsep.join([here, inherited]) if inherited else here
 
@@ -299,6 +355,3 @@ def main(argv: list[str]) -> int:
 
 
 TARGET = LvsTarget()
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
