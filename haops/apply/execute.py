@@ -20,7 +20,7 @@ from haops.apply.plan import ACTIVATE, RELOAD, START, HostPlan, TargetPlan, file
 from haops.apply.remote_check import CANDIDATE_PREFIX
 from haops.inventory.model import Inventory
 from haops.targets import all_targets
-from haops.targets.base import NOTICE, REFUSAL_MARK, Refusal
+from haops.targets.base import NOTICE, REFUSAL_MARK, Refusal, RenderedFile
 from haops.targets.daemon import Daemon
 from haops.transport import HostFailure, Ran, open_connection, run
 
@@ -181,10 +181,19 @@ def roll_back(connection: Connection, plan: TargetPlan, init: str, backup: str) 
     restore = f"{restore_script(plan, backup)}\n{restore_record(plan)}"
     stop = target.stop(init)
     if stop is None:
-        return run(connection, f"{restore}\n( {target.activate(init, True, plan.rendered)} ) </dev/null")
+        earlier = files_there_before(plan)
+        reactivate = target.activate(init, True, earlier) if earlier else "true"
+        return run(connection, f"{restore}\n( {reactivate} ) </dev/null")
     if plan.live_generation is None:
         return run(connection, f"{restore}\n( {stop} ) </dev/null; true")
     return run(connection, f"{restore}\n( {target.activate(init, True, plan.rendered)} ) </dev/null\n{poll(target.probe())}")
+
+
+def files_there_before(plan: TargetPlan) -> list[RenderedFile]:
+    """The target's files that existed before this run: a rollback makes only those live again
+    (a file the run added is gone again, and activating it would fail)."""
+    added = {f.file.path for f in plan.changed if f.before is None}
+    return [f for f in plan.rendered if f.path not in added]
 
 
 def rolled_back(connection: Connection, plan: TargetPlan, context: ExecuteContext) -> str:

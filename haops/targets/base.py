@@ -259,6 +259,8 @@ class TrafficPromise:
     key_prefix    for AFFINITY on source: clients in one /N share a key (nginx ip_hash: 24)
     dead_backend  health checks exist, so a stopped backend must stop getting connections
     unsupported   why traffic cannot be measured on these hosts (None: it can)
+    requires      a shell test every balancer host must pass for traffic to be measured there;
+                  where one fails, `unsupported` says why (e.g. no ip_vs module in the kernel)
     """
 
     distribution: str
@@ -267,6 +269,7 @@ class TrafficPromise:
     key_prefix: int | None = None
     dead_backend: bool = True
     unsupported: str | None = None
+    requires: str | None = None
 
 
 @dataclass(frozen=True)

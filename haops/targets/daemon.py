@@ -76,8 +76,8 @@ class Daemon:
                 f"|| ( {self.holds_port(port, address)} ); }}")
 
     def start_command(self, init: str) -> str:
-        if init == SYSTEMD and self.unit:
-            return f"systemctl start {self.unit}"
+        if init == SYSTEMD and self.unit:  # enabled too: a daemon haops runs comes back after a reboot
+            return f"systemctl enable --quiet --now {self.unit}"
         return f"{self.prepare} && {self.start}"
 
     def reload_command(self, init: str) -> str:
@@ -91,7 +91,7 @@ class Daemon:
 
     def stop_command(self, init: str) -> str:
         if init == SYSTEMD and self.unit:
-            return f"systemctl stop {self.unit}"
+            return f"systemctl disable --quiet --now {self.unit}"
         return f'm={self.master_pid()}; [ -z "$m" ] || kill "$m"'
 
 

@@ -30,7 +30,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from haops.inventory.model import Inventory, VrrpInstance
+from haops.inventory.model import Inventory, VrrpInstance, endpoint
 from haops.render import render_template
 from haops.targets.base import (
     Check,
@@ -44,7 +44,7 @@ from haops.targets.base import (
     under,
 )
 from haops.targets.daemon import Daemon
-from haops.targets.lvs import decimal_seconds, keepalived_directs, virtual_server_blocks
+from haops.targets.lvs import decimal_seconds, keepalived_directs, virtual_server_blocks, virtual_services
 
 CONFIG = "/etc/keepalived/keepalived.conf"
 SCRATCH = "/.haops-scratch/keepalived/keepalived.conf"
@@ -173,6 +173,16 @@ def instances_proof(inventory: Inventory, host: str) -> str:
     return f"{dump_now()} && {dump_lists(instances_on(inventory, host), STATE_DUMP)}"
 
 
+def virtual_servers_proof(inventory: Inventory, host: str) -> str:
+    """Shell: IPVS lists each virtual service keepalived directs here. A director without VRRP
+    instances runs only keepalived's checker process, which writes no VRRP state dump, so this
+    is its proof. Real servers are not compared: health checks add and remove them."""
+    if not keepalived_directs(inventory, host):
+        return "true"
+    heads = [f"-A -t {endpoint(service.address, service.port)} " for service in virtual_services(inventory, host)]
+    return " && ".join(f"ipvsadm -S -n | grep -qF -- {shlex.quote(head)}" for head in heads) or "true"
+
+
 @dataclass(frozen=True)
 class DumpedInstance:
     name: str
@@ -265,7 +275,8 @@ class KeepalivedTarget(Target):
         return [(("vrrp", i.name, *path), message) for i in inventory.vrrp.values() for path, message in review_vrrp(i)]
 
     def proof(self, inventory: Inventory, host: str, files: list[RenderedFile], before: str | None) -> str:
-        return f"( {self.probe()} ) && {instances_proof(inventory, host)}"
+        instances = instances_proof(inventory, host) if instances_on(inventory, host) else "true"
+        return f"( {self.probe()} ) && {instances} && {virtual_servers_proof(inventory, host)}"
 
     def vrrp_nodes(self, inventory: Inventory, host: str, run: HostRun) -> list[VrrpNode]:
         if not instances_on(inventory, host):

@@ -213,7 +213,7 @@ def first_boot_script(public_key: str) -> str:
         "chown vagrant:vagrant /home/vagrant/.ssh/authorized_keys && chmod 600 /home/vagrant/.ssh/authorized_keys\n"
         "systemctl enable haops-host-keys.service\n"
         f"systemctl mask {' '.join(MASKED_UNITS)}\n"
-        f"for unit in {disabled}; do if systemctl cat \"$unit\" >/dev/null 2>&1; then systemctl disable \"$unit\"; fi; done\n"
+        f"for unit in {disabled}; do if [ -e \"/lib/systemd/system/$unit\" ]; then systemctl disable \"$unit\"; fi; done\n"
         "printf 'UseDNS no\\n' > /etc/ssh/sshd_config.d/haops.conf\n"
         "passwd -l root\n"
     )

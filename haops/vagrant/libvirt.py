@@ -21,6 +21,7 @@ STARTED_RECORD = Path("/run/haops/libvirt-started.json")
 # Started in this order, stopped in the reverse one: libvirtd hands QEMU's output to virtlogd.
 DAEMONS = (("virtlogd", Path("/run/virtlogd.pid")), ("libvirtd", Path("/run/libvirtd.pid")))
 READY_TIMEOUT_S = 20
+KVM_DEVICE = "/dev/kvm"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,33 @@ def responds() -> bool:
 
 def under_systemd() -> bool:
     return Path("/run/systemd/system").is_dir()
+
+
+def kvm_device_needs_udev_rule() -> bool:
+    """/dev/kvm is not root:kvm 0660, as Debian's udev rule makes it where udev runs. Then QEMU's
+    user cannot open it, and libvirt finds its cached QEMU capabilities stale at every call:
+    each `virsh capabilities` probed every QEMU binary again (7.6 s measured here), and
+    vagrant-libvirt spent 100-180 s of each `up` on it."""
+    import grp
+    import stat
+
+    try:
+        device = os.stat(KVM_DEVICE)
+        kvm_group = grp.getgrnam("kvm").gr_gid
+    except (OSError, KeyError):
+        return False
+    return device.st_gid != kvm_group or stat.S_IMODE(device.st_mode) & 0o060 != 0o060
+
+
+def apply_kvm_udev_rule() -> bool:
+    """What Debian's udev rule for /dev/kvm does (GROUP=kvm, MODE=0660); True when it was needed."""
+    if not kvm_device_needs_udev_rule() or os.geteuid() != 0:
+        return False
+    import grp
+
+    os.chown(KVM_DEVICE, -1, grp.getgrnam("kvm").gr_gid)
+    os.chmod(KVM_DEVICE, 0o660)
+    return True
 
 
 def ensure_running() -> list[Started]:

@@ -30,7 +30,7 @@ CONSOLE_DIR = Path("/var/log/libvirt/qemu")
 HOST_KEY_LINE = re.compile(r"haops-host-key: (\S+) (\S+)")
 UP_TIMEOUT_S = 1800
 # Vagrant's own chatter that says nothing about progress: upload percentages, domain settings.
-NOISE = re.compile(r"^(Progress: |\s*-- |.*: -- )")
+NOISE = re.compile(r"^(Progress: |\s*-- |.*:\s+-- |.*(No version detected for|generating a local metadata|See https://www.vagrantup.com/docs/boxes/format))")
 
 
 @dataclass(frozen=True)

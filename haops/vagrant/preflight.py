@@ -32,7 +32,7 @@ class Finding:
 
 
 def preflight(inventory: Inventory, planned: VmPlan, box_name: str) -> list[Finding]:
-    findings = [*tools(), uri(), driver(planned.emulated)]
+    findings = [*tools(), uri(), driver(planned.emulated), kvm_device()]
     if box_name == box.BOX_NAME:
         findings.append(box_state())
     findings += [memory(planned), bridge_filtering(), *networks(inventory), safety_route()]
@@ -67,6 +67,13 @@ def driver(emulated: bool) -> Finding:
                        "set HAOPS_VM_DRIVER=qemu (software emulation), or enable nested virtualisation")
     return Finding("CPU", WARN, "/dev/kvm is there; a paravirtual KVM may still hang a stock kernel right after boot",
                    "if VMs never get an address, set HAOPS_VM_DRIVER=qemu")
+
+
+def kvm_device() -> Finding:
+    if libvirt.kvm_device_needs_udev_rule():
+        return Finding("/dev/kvm", WARN, "not root:kvm 0660 (no udev here): libvirt re-probes QEMU at every call, "
+                       "which cost 100-180 s per VM", "`haops vagrant up` sets it, as Debian's udev rule does")
+    return Finding("/dev/kvm", OK, "root:kvm 0660, or absent")
 
 
 def box_state() -> Finding:

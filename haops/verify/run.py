@@ -21,9 +21,9 @@ Progress = Callable[[str], None]
 def traffic_checks(ctx: VerifyContext) -> list[Callable[[], CheckResult | list[CheckResult]]]:
     """Undisturbed measurements first (splits, then cookies), failures last, so no fault skews a split."""
     promised = [(s, behaviour.promised(s)) for s in ctx.inventory.services.values()]
-    measurable = [(s, p) for s, p in promised if p.unsupported is None]
+    measurable = [(s, p) for s, p in promised if can_measure(ctx, s, p)]
     checks: list[Callable[[], CheckResult | list[CheckResult]]] = [
-        partial(unsupported, s, p) for s, p in promised if p.unsupported is not None]
+        partial(unsupported, s, p) for s, p in promised if (s, p) not in measurable]
     checks += [partial(behaviour.distribution, ctx, s, p) for s, p in measurable]
     checks += [partial(behaviour.stickiness, ctx, s) for s, _ in measurable if s.sticky == "cookie"]
     checks += [partial(behaviour.health, ctx, s) for s, p in measurable if p.dead_backend]
@@ -32,6 +32,17 @@ def traffic_checks(ctx: VerifyContext) -> list[Callable[[], CheckResult | list[C
             checks.append(partial(behaviour.dns_rotation, ctx, zone, server))
         checks.append(partial(behaviour.dns_serials, ctx, zone))
     return checks
+
+
+def can_measure(ctx: VerifyContext, service: Service, promise: TrafficPromise) -> bool:
+    """The balancer promises traffic it can show: unconditionally, or where its hosts pass its test."""
+    if promise.requires is None:
+        return promise.unsupported is None
+    test = f"if {promise.requires}; then echo yes; else echo no; fi"
+    try:
+        return all(ctx.sh(host, test).strip() == "yes" for host in service.hosts)
+    except HostFailure:
+        return False
 
 
 def unsupported(service: Service, promise: TrafficPromise) -> CheckResult:

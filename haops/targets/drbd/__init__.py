@@ -15,6 +15,7 @@ from haops.inventory.model import DrbdResource, Inventory
 from haops.render import render_template
 from haops.targets.drbd import v84
 from haops.targets.base import (
+    NOTICE,
     Check,
     ProblemAt,
     RemoteHost,
@@ -121,10 +122,15 @@ def resources_on(inventory: Inventory, host: str) -> list[DrbdResource]:
 
 
 def adjust(files: list[RenderedFile]) -> str:
-    """`drbdadm adjust` applies a changed .res in place, where the kernel has DRBD; elsewhere
-    the files are written and that is said."""
-    names = " ".join(shlex.quote(f.path.rsplit("/", 1)[-1].removesuffix(".res")) for f in files)
-    return f'if [ -e /proc/drbd ]; then drbdadm adjust {names}; else echo "no DRBD kernel module: resource files written, not activated"; fi'
+    """`drbdadm adjust` applies a changed .res in place to a resource that is up; a resource that
+    is not up yet (no metadata before `haops drbd init`) is written and left to the lifecycle
+    commands. Where the kernel has no DRBD, the files are written and that is said."""
+    names = [shlex.quote(f.path.rsplit("/", 1)[-1].removesuffix(".res")) for f in files]
+    each = "; ".join(f'if drbdsetup status {name} >/dev/null 2>&1; then drbdadm adjust {name} || exit 1; '
+                     f'else echo "{NOTICE} {name} is not up: written; haops drbd init (a new resource) or haops drbd up brings it up"; fi'
+                     for name in names)
+    return (f'if [ -e /proc/drbd ]; then {each}; '
+            f'else echo "{NOTICE} no DRBD kernel module: resource files written, not activated"; fi')
 
 
 def connected_and_up_to_date(remote: RemoteHost) -> Verdict:

@@ -305,7 +305,8 @@ class LvsTarget(BalancerTarget):
         return review(service)
 
     def traffic(self, service: Service) -> TrafficPromise:
-        return TrafficPromise(DISTRIBUTION[service.method], unsupported=NO_IPVS)
+        return TrafficPromise(DISTRIBUTION[service.method], dead_backend=service.health is not None,
+                              unsupported=NO_IPVS, requires=f"[ -e {IPVS_PROC} ]")
 
     def listeners(self, inventory: Inventory, host: str) -> list[tuple[str, int]]:
         return []
