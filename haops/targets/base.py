@@ -259,6 +259,8 @@ class TrafficPromise:
     key_prefix    for AFFINITY on source: clients in one /N share a key (nginx ip_hash: 24)
     dead_backend  health checks exist, so a stopped backend must stop getting connections
     unsupported   why traffic cannot be measured on these hosts (None: it can)
+    retries       False for a layer-4 balancer that cannot retry: a connection it sent to a dead
+                  backend before detection fails, whatever `retries` says
     requires      a shell test every balancer host must pass for traffic to be measured there;
                   where one fails, `unsupported` says why (e.g. no ip_vs module in the kernel)
     """
@@ -270,6 +272,7 @@ class TrafficPromise:
     dead_backend: bool = True
     unsupported: str | None = None
     requires: str | None = None
+    retries: bool = True  # the balancer retries a failed connection on another backend (not LVS)
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ class BoxRecipe:
     def digest(self) -> str:
         """Names the build: changes when anything that goes into the box changes."""
         parts = {"suite": self.suite, "mirror": self.mirror, "packages": sorted(self.packages), "disk": self.disk_gib,
-                 "cmdline": KERNEL_CMD_LINE, "masked": MASKED_UNITS, "disabled": DISABLED_UNITS,
+                 "cmdline": KERNEL_CMD_LINE, "configure": first_boot_script("KEY"),
                  "files": {name: (template_root() / "vagrant" / name).read_text() for name in BOX_TEMPLATES}}
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -242,7 +242,7 @@ def _health(ctx: VerifyContext, service: Service) -> tuple[str, str, str]:
                 f"{failed_after}/{len(after)} after; {leaked} connection(s) to it after detection")
     if not service.health:
         return expected, observed + "; no health checks", FAIL
-    tolerated = 0 if (service.retries and service.redispatch) else len(during)
+    tolerated = 0 if (service.retries and service.redispatch and promised(service).retries) else len(during)
     return expected, observed, verdict(leaked <= 1 and failed_after == 0 and failed_during <= tolerated)
 
 

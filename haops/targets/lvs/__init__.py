@@ -306,7 +306,7 @@ class LvsTarget(BalancerTarget):
 
     def traffic(self, service: Service) -> TrafficPromise:
         return TrafficPromise(DISTRIBUTION[service.method], dead_backend=service.health is not None,
-                              unsupported=NO_IPVS, requires=f"[ -e {IPVS_PROC} ]")
+                              unsupported=NO_IPVS, requires=f"[ -e {IPVS_PROC} ]", retries=False)
 
     def listeners(self, inventory: Inventory, host: str) -> list[tuple[str, int]]:
         return []

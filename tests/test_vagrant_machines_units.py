@@ -1,0 +1,76 @@
+"""The VM lifecycle's pure parts: host keys read off a console and checked against the recorded
+ones, the box's mirror and recipe, and a rollback that re-activates only files that existed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from haops.errors import UserError
+from haops.vagrant import box, machines
+from haops.vagrant.ssh_config import VagrantHost
+
+pytestmark = pytest.mark.unit
+ED = "AAAAC3NzaC1lZDI1NTE5AAAAIH7UCBkO+eSTKYF8kY52QiNjV/6OAAAAAAAAAAAAAAAA"
+ED2 = "AAAAC3NzaC1lZDI1NTE5AAAAIBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
+
+
+def console(*keys: str) -> str:
+    return "".join(f"\x1b[0mhaops-box login: haops-host-key: ssh-ed25519 {key}\r\n" for key in keys)
+
+
+def project(tmp_path: Path) -> machines.Project:
+    inventory = tmp_path / "vm.yml"
+    inventory.write_text("hosts:\n  real1: 10.213.22.21\n")
+    return machines.Project(inventory, box.BOX_NAME, True)
+
+
+def test_the_latest_boot_wins_on_a_console_that_kept_an_earlier_one() -> None:
+    assert machines.keys_on_console(console(ED, ED2)) == [machines.HostKey("ssh-ed25519", ED2)]
+    assert machines.keys_on_console("no keys here\n") == []
+
+
+def test_keys_are_recorded_once_then_a_changed_one_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    vm = project(tmp_path)
+    vm.state_dir.mkdir(parents=True)
+    seen: list[str] = []
+    monkeypatch.setattr(machines, "read_console", lambda _p, _h: console(ED))
+    hosts = {"real1": VagrantHost("real1", "10.213.20.5", "vagrant", 22, None)}
+    machines.record_host_keys(vm, hosts, seen.append)
+    assert vm.known_hosts.read_text() == f"10.213.20.5 ssh-ed25519 {ED} real1\n"
+    assert len(seen) == 1 and "SHA256:" in seen[0]
+    machines.record_host_keys(vm, hosts, seen.append)
+    assert len(seen) == 1  # known already: nothing said, nothing changed
+    monkeypatch.setattr(machines, "read_console", lambda _p, _h: console(ED2))
+    with pytest.raises(UserError, match="host key changed"):
+        machines.record_host_keys(vm, hosts, seen.append)
+    assert vm.known_hosts.read_text() == f"10.213.20.5 ssh-ed25519 {ED} real1\n"
+
+
+def test_a_vm_without_keys_on_its_console_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    vm = project(tmp_path)
+    vm.state_dir.mkdir(parents=True)
+    monkeypatch.setattr(machines, "read_console", lambda _p, _h: "")
+    with pytest.raises(UserError, match="no host keys on its console"):
+        machines.record_host_keys(vm, {"real1": VagrantHost("real1", "10.213.20.5", "vagrant", 22, None)}, print)
+
+
+def test_the_mirror_is_read_from_deb822_and_one_line_sources(tmp_path: Path) -> None:
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n\n"
+        "Types: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm bookworm-updates\nComponents: main\n")
+    assert box.apt_mirror(tmp_path) == "http://mirror.example/debian"
+    other = tmp_path / "one"
+    (other / "sources.list.d").mkdir(parents=True)
+    (other / "sources.list").write_text("deb [arch=amd64] http://old.example/debian bookworm main\n")
+    assert box.apt_mirror(other) == "http://old.example/debian"
+    assert box.apt_mirror(tmp_path / "none") == box.DEFAULT_MIRROR
+
+
+def test_the_recipe_changes_with_what_goes_into_the_box() -> None:
+    base = box.BoxRecipe("http://deb.debian.org/debian", ("haproxy",))
+    assert base.digest() == box.BoxRecipe("http://deb.debian.org/debian", ("haproxy",)).digest()
+    assert base.digest() != box.BoxRecipe("http://deb.debian.org/debian", ("haproxy", "nginx")).digest()
+    assert base.digest() != box.BoxRecipe("http://other/debian", ("haproxy",)).digest()
