@@ -13,6 +13,8 @@ PACKAGES+=(
   python3 python3-venv python3-pip
   openssh-server openssh-client iputils-ping
   vagrant vagrant-libvirt
+  # `haops vagrant box build|up`: libvirt and QEMU for the VMs, debootstrap for the local box
+  libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils debootstrap
   ruby          # tests/test_vagrant.py reads the inventory's VMs with the Vagrantfile's own Ruby helper
   ansible-core  # `ansible-inventory --list` for `haops inventory from-ansible` and its tests
   pipx          # the README's `pipx install`, which tests/admin/test_plain_install.py runs
