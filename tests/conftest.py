@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -17,3 +18,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The VM tier boots VMs for minutes: it runs only when -m names it (scripts/test-vm.sh),
+    never as part of `-m "not lab"` or a plain run."""
+    if "vm" in re.findall(r"\w+", str(config.getoption("markexpr") or "")):
+        return
+    vm_tier = [item for item in items if item.get_closest_marker("vm") is not None]
+    if vm_tier:
+        config.hook.pytest_deselected(items=vm_tier)
+        items[:] = [item for item in items if item.get_closest_marker("vm") is None]

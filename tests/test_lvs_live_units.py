@@ -186,3 +186,47 @@ def test_only_marked_lines_of_an_activation_reach_the_report() -> None:
 def test_loaded_by_keepalived_reads_only_the_rules_file() -> None:
     other = RenderedFile("/etc/other", lvs.KEEPALIVED_MARK + "\n")
     assert not lvs.loaded_by_keepalived([other])
+
+
+def persistent_app_case(tmp_path: Path) -> Path:
+    """The director case with its wrr NAT service made persistent (lvs.persistence)."""
+    text = DIRECTOR_CASE.read_text().replace("lvs: {mode: nat}", "lvs: {mode: nat, persistence: 60s}")
+    assert "persistence: 60s" in text
+    path = tmp_path / "inventory.yml"
+    path.write_text(text + "responders: true\n")
+    return path
+
+
+def test_persistence_promises_affinity_whatever_the_scheduler(tmp_path: Path) -> None:
+    """A persistent service sends each client to one real server: its traffic must not be
+    measured as a wrr split (found on the VMs: 12 of 12 on one server is right there)."""
+    from haops.targets.base import AFFINITY, SPLIT
+
+    plain = inventory.load(DIRECTOR_CASE)
+    persistent = inventory.load(persistent_app_case(tmp_path))
+    assert lvs.TARGET.traffic(plain.services["app"]).distribution == SPLIT
+    assert lvs.TARGET.traffic(persistent.services["app"]).distribution == AFFINITY
+    assert lvs.TARGET.traffic(persistent.services["app"]).hashed_key == "source"
+
+
+def test_affinity_probes_from_this_machine_name_it_local(tmp_path: Path) -> None:
+    from haops.verify.behaviour import affinity_probes
+    from haops.verify.context import LOCAL, VerifyContext
+
+    inv = inventory.load(persistent_app_case(tmp_path))
+    ctx = VerifyContext(inv, settings=None, source=LOCAL)  # type: ignore[arg-type]  # no SSH is opened
+    probes = affinity_probes(ctx, inv.services["app"], "source", [])
+    assert list(probes) == [LOCAL] and probes[LOCAL][0] == LOCAL
+
+
+def test_a_dr_real_servers_responder_also_listens_on_the_vip(tmp_path: Path) -> None:
+    """DR packets arrive addressed to the VIP (on lo): the stand-in application must accept them."""
+    from haops.targets import responder
+
+    inv = inventory.load(persistent_app_case(tmp_path))
+    listens = responder.TARGET.listeners(inv, "web1")
+    assert ("10.213.0.100", 80) in listens            # www is DR: the VIP, on the service port
+    assert ("10.213.0.21", 80) in listens and ("10.213.0.21", 9443) in listens
+    assert ("10.213.0.101", 9443) not in listens      # app is NAT: the director rewrites to web1's address
+    text = responder.TARGET.render(inv, "web1", RenderContext())[0].text
+    assert "listen 10.213.0.100:80;" in text

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from haops.inventory.model import Inventory
+from haops.inventory.model import Inventory, IPAddress
 from haops.render import render_template
 from haops.targets.base import Check, RenderContext, RenderedFile, Target, under
 from haops.targets.daemon import Daemon
@@ -25,13 +25,24 @@ def ports_on(inventory: Inventory, host: str) -> list[int]:
     return sorted({b.port for s in inventory.services.values() for b in s.backends if b.host == host})
 
 
+def endpoints(inventory: Inventory, host: str) -> list[tuple[IPAddress, int]]:
+    """Where the responder listens: each backend port on each of the host's addresses, and on
+    the VIP of each LVS DR service the host serves (the director forwards those packets
+    unchanged, so they arrive addressed to the VIP, which the lvs-dr target put on lo)."""
+    wanted = {(address, port) for port in ports_on(inventory, host) for address in inventory.hosts[host].addresses}
+    wanted |= {(service.vip, backend.port) for service in inventory.services.values()
+               if service.balancer == "lvs" and service.options["lvs"]["mode"] == "dr"
+               for backend in service.backends if backend.host == host}
+    return sorted(wanted, key=lambda pair: (pair[1], pair[0].version, int(pair[0])))
+
+
 class ResponderTarget(Target):
     name = "responder"
     daemon = DAEMON
     serves_backends = True
 
     def listeners(self, inventory: Inventory, host: str) -> list[tuple[str, int]]:
-        return [(str(address), port) for port in ports_on(inventory, host) for address in inventory.hosts[host].addresses]
+        return [(str(address), port) for address, port in endpoints(inventory, host)]
 
     def hosts(self, inventory: Inventory) -> tuple[str, ...]:
         if not inventory.responders:
@@ -42,8 +53,7 @@ class ResponderTarget(Target):
         text = render_template(
             "responder/nginx.conf.j2",
             host=host,
-            addresses=inventory.hosts[host].addresses,
-            ports=ports_on(inventory, host),
+            endpoints=endpoints(inventory, host),
         )
         return [RenderedFile(CONFIG, text)]
 

@@ -106,7 +106,7 @@ def affinity_probes(ctx: VerifyContext, service: Service, key: str, sources: lis
     """Variants of the hashed key, each sent 4 times: source addresses for source hashing, else paths/headers/cookies."""
     client = ctx.clients[0]
     if key == "source":
-        probes = {str(ctx.inventory.hosts[h].address): (h, http_loop(url(service), 4)) for h in ctx.traffic_sources(service, 4)}
+        probes = {source_address(ctx, h): (h, http_loop(url(service), 4)) for h in ctx.traffic_sources(service, 4)}
         probes |= {address: (client, http_loop(url(service), 4, curl_args=("--interface", address))) for address in sources}
         return probes
     if key == "uri":
@@ -119,6 +119,11 @@ def affinity_probes(ctx: VerifyContext, service: Service, key: str, sources: lis
         target = url(service, f"/?{name}={value}") if kind == "arg" else url(service)
         probes[f"{name}={value}"] = (client, http_loop(target, 4, curl_args=args))
     return probes
+
+
+def source_address(ctx: VerifyContext, host: str) -> str:
+    """How a traffic source is named in results: its address, or `local` for this machine."""
+    return LOCAL if host == LOCAL else str(ctx.inventory.hosts[host].address)
 
 
 @contextmanager

@@ -305,7 +305,9 @@ class LvsTarget(BalancerTarget):
         return review(service)
 
     def traffic(self, service: Service) -> TrafficPromise:
-        return TrafficPromise(DISTRIBUTION[service.method], dead_backend=service.health is not None,
+        # persistence holds each client to one real server, whatever the scheduler
+        distribution = AFFINITY if persistence_s(service) is not None else DISTRIBUTION[service.method]
+        return TrafficPromise(distribution, dead_backend=service.health is not None,
                               unsupported=NO_IPVS, requires=f"[ -e {IPVS_PROC} ]", retries=False)
 
     def listeners(self, inventory: Inventory, host: str) -> list[tuple[str, int]]:
