@@ -75,13 +75,11 @@ class VmCluster:
         finally:
             connections.close()
 
-    def variant(self, name: str, services: dict[str, Any], drbd: dict[str, Any] | None = None) -> Path:
-        """An inventory of the same VMs (the written one, logging in to them) with other services."""
+    def variant(self, name: str, services: dict[str, Any]) -> Path:
+        """An inventory of the same VMs (the written one, logging in to them) with other services.
+        DRBD stays: a prune of this inventory must not take the DRBD tests' resource away."""
         data = yaml.safe_load(self.vm_inventory.read_text())
         data["services"] = services
-        data.pop("drbd", None)
-        if drbd is not None:
-            data["drbd"] = drbd
         path = self.directory / f"{name}.yml"
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         return path
@@ -115,6 +113,7 @@ def tear_down(cluster: VmCluster) -> None:
     """`haops vagrant down`, then proof that no domain of the tier is defined or running."""
     down = cluster.haops("vagrant", "down", "-i", str(cluster.inventory), check=False, timeout_s=COMMAND_TIMEOUT_S)
     defined = sorted(path.name for path in Path("/etc/libvirt/qemu").glob(f"haops-{STEM}-*.xml"))
+    defined += sorted(path.name for path in Path("/etc/libvirt/qemu/networks").glob("haops-*.xml"))
     running = subprocess.run(["pgrep", "-f", f"guest=haops-{STEM}-"], capture_output=True, text=True, check=False).stdout.split()
     assert down.returncode == 0 and not defined and not running, (
-        f"VM tier: down exited {down.returncode}, domains left: {defined}, QEMU PIDs left: {running}\n{down.stderr[-2000:]}")
+        f"VM tier: down exited {down.returncode}, domains or networks left: {defined}, QEMU PIDs left: {running}\n{down.stderr[-2000:]}")
