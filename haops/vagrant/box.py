@@ -18,7 +18,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -117,8 +119,17 @@ def build_box(wanted: BoxRecipe, work: Path, say: Say) -> Path:
     if os.geteuid() != 0:
         raise UserError("box build runs debootstrap and chroot: run it as root")
     build = work / wanted.digest()
-    if build.exists():
-        shutil.rmtree(build)
+    remove_build(build)
+    with terminate_raises():
+        try:
+            box_file = build_in(build, wanted, work, say)
+        finally:
+            release_mounts(build)
+    remove_build(build)
+    return box_file
+
+
+def build_in(build: Path, wanted: BoxRecipe, work: Path, say: Say) -> Path:
     root = build / "rootfs"
     root.mkdir(parents=True)
     say(f"debootstrap {wanted.suite} from {wanted.mirror} (the base system, about a minute)")
@@ -134,8 +145,64 @@ def build_box(wanted: BoxRecipe, work: Path, say: Say) -> Path:
     write_box_files(root, box_dir, wanted)
     box_file = work / f"haops-{wanted.suite}-{wanted.digest()}.box"
     run(["tar", "-cf", str(box_file), "-C", str(box_dir), "."])
-    shutil.rmtree(build)
     return box_file
+
+
+@contextmanager
+def terminate_raises() -> Iterator[None]:
+    """SIGTERM ends the build as Ctrl-C does, through every `finally` (the chroot's mounts are released)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def mount_points(mountinfo: str) -> list[Path]:
+    """Every mount point in /proc/self/mountinfo text (its 5th field, octal escapes undone)."""
+    points = []
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) > 4:
+            points.append(Path(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])))
+    return points
+
+
+def mounts_under(points: list[Path], directory: Path) -> list[Path]:
+    """The mount points at or below `directory`, deepest first (the order they can be unmounted in)."""
+    inside = {point for point in points if point == directory or directory in point.parents}
+    return sorted(inside, key=lambda point: (len(point.parts), str(point)), reverse=True)
+
+
+def mounts_now(directory: Path) -> list[Path]:
+    return mounts_under(mount_points(Path("/proc/self/mountinfo").read_text()), directory)
+
+
+def release_mounts(build: Path) -> list[Path]:
+    """Lazily unmount everything mounted under `build`, deepest first; what is still mounted after."""
+    build = build.resolve()
+    for point in mounts_now(build):
+        subprocess.run(["umount", "-l", str(point)], capture_output=True, check=False)
+    return mounts_now(build)
+
+
+def remove_build(build: Path) -> None:
+    """Remove a build tree, never through a mount: a killed build can leave the host's /dev bound
+    inside it, and rmtree would unlink the host's device nodes."""
+    if not build.exists():
+        return
+    left = release_mounts(build)
+    if left:
+        raise UserError(f"still mounted under {build}, so it is not removed: {', '.join(map(str, left))}; "
+                        "unmount them (umount -l PATH) and run the build again")
+    shutil.rmtree(build)
 
 
 def add_box(box_file: Path) -> None:
