@@ -14,10 +14,15 @@ import base64
 import hashlib
 import os
 import re
+import signal
 import subprocess
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty, Queue
+from typing import IO
 
 import yaml
 
@@ -78,37 +83,80 @@ def vagrantfile_dir() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def vagrant(project: Project, args: list[str], say: Say, timeout_s: int = UP_TIMEOUT_S) -> str:
+def vagrant(project: Project, args: list[str], say: Say, timeout_s: float = UP_TIMEOUT_S) -> str:
     """Run vagrant for the project, telling its progress lines; its whole output on failure."""
-    try:
-        process = subprocess.Popen(["vagrant", *args], env=project.environment(), stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True)
-    except FileNotFoundError:
-        raise UserError("vagrant is not installed: run scripts/setup.sh (Debian: vagrant, vagrant-libvirt)") from None
-    assert process.stdout is not None
+    process = start_vagrant(project, args)
     lines: list[str] = []
-    for raw in process.stdout:
+    deadline = time.monotonic() + timeout_s
+    for raw in lines_until(process, deadline):
         for line in raw.replace("\r", "\n").splitlines():
             if line.strip() and not NOISE.match(line):
                 lines.append(line)
                 if line.startswith("==> "):
                     say(line[4:])
-    try:
-        status = process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise UserError(f"vagrant {args[0]} took longer than {timeout_s} s") from None
+    status = wait_or_kill(process, args, deadline, timeout_s)
     if status != 0:
         raise UserError(f"vagrant {' '.join(args)} failed (exit {status}):\n" + "\n".join(lines[-25:]))
     return "\n".join(lines)
 
 
-def vagrant_quietly(project: Project, args: list[str], timeout_s: int = 120) -> str:
-    finished = subprocess.run(["vagrant", *args], env=project.environment(), capture_output=True, text=True,
-                              timeout=timeout_s)
-    if finished.returncode != 0:
-        raise UserError(f"vagrant {' '.join(args)} failed (exit {finished.returncode}): {finished.stderr.strip()[-600:]}")
-    return finished.stdout
+def vagrant_quietly(project: Project, args: list[str], timeout_s: float = 120) -> str:
+    process = start_vagrant(project, args, stderr=subprocess.PIPE)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise timed_out(process, args, timeout_s) from None
+    if process.returncode != 0:
+        raise UserError(f"vagrant {' '.join(args)} failed (exit {process.returncode}): {stderr.strip()[-600:]}")
+    return stdout
+
+
+def start_vagrant(project: Project, args: list[str], stderr: int = subprocess.STDOUT) -> subprocess.Popen[str]:
+    """vagrant in a session of its own, so a timeout ends it with every process it started."""
+    try:
+        return subprocess.Popen(["vagrant", *args], env=project.environment(), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True)
+    except FileNotFoundError:
+        raise UserError("vagrant is not installed: run scripts/setup.sh (Debian: vagrant, vagrant-libvirt)") from None
+
+
+def lines_until(process: subprocess.Popen[str], deadline: float) -> Iterator[str]:
+    """The process's output lines as they come, until it closes its output or the deadline passes."""
+    assert process.stdout is not None
+    queue = Queue[str | None]()
+    threading.Thread(target=read_into, args=(process.stdout, queue), daemon=True).start()
+    while True:
+        try:
+            line = queue.get(timeout=max(deadline - time.monotonic(), 0))
+        except Empty:
+            return
+        if line is None:
+            return
+        yield line
+
+
+def read_into(stream: IO[str], queue: Queue[str | None]) -> None:
+    for line in stream:
+        queue.put(line)
+    queue.put(None)
+
+
+def wait_or_kill(process: subprocess.Popen[str], args: list[str], deadline: float, timeout_s: float) -> int:
+    try:
+        return process.wait(timeout=max(deadline - time.monotonic(), 0))
+    except subprocess.TimeoutExpired:
+        raise timed_out(process, args, timeout_s) from None
+
+
+def timed_out(process: subprocess.Popen[str], args: list[str], timeout_s: float) -> UserError:
+    """Kill vagrant's whole process group (its provider's children too), reap it, and say so."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+    return UserError(f"vagrant {' '.join(args)} took longer than {timeout_s:g} s and was killed with its child "
+                     f"processes; see `haops vagrant status` and virsh list --all for what it left")
 
 
 def bring_up(project: Project, hosts: list[str], say: Say) -> None:
