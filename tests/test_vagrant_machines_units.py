@@ -26,6 +26,9 @@ def project(tmp_path: Path) -> machines.Project:
     return machines.Project(inventory, box.BOX_NAME, True)
 
 
+REAL1 = VagrantHost("real1", "10.213.20.5", "vagrant", 22, None)
+
+
 def test_the_latest_boot_wins_on_a_console_that_kept_an_earlier_one() -> None:
     assert machines.keys_on_console(console(ED, ED2)) == [machines.HostKey("ssh-ed25519", ED2)]
     assert machines.keys_on_console("no keys here\n") == []
@@ -48,12 +51,30 @@ def test_keys_are_recorded_once_then_a_changed_one_is_refused(tmp_path: Path, mo
     assert vm.known_hosts.read_text() == f"10.213.20.5 ssh-ed25519 {ED} real1\n"
 
 
-def test_a_vm_without_keys_on_its_console_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_vm_without_console_keys_keeps_the_recorded_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     vm = project(tmp_path)
     vm.state_dir.mkdir(parents=True)
+    vm.known_hosts.write_text(f"10.213.20.5 ssh-ed25519 {ED} real1\n")
     monkeypatch.setattr(machines, "read_console", lambda _p, _h: "")
-    with pytest.raises(UserError, match="no host keys on its console"):
-        machines.record_host_keys(vm, {"real1": VagrantHost("real1", "10.213.20.5", "vagrant", 22, None)}, print)
+    seen: list[str] = []
+    machines.record_host_keys(vm, {"real1": REAL1}, seen.append)
+    assert vm.known_hosts.read_text() == f"10.213.20.5 ssh-ed25519 {ED} real1\n"
+    assert len(seen) == 1 and "using the recorded ssh-ed25519 SHA256:" in seen[0]
+
+
+def test_a_vm_with_no_keys_at_all_is_refused_with_how_to_record_them(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    vm = project(tmp_path)
+    vm.inventory_path.write_text("hosts:\n  real1: 10.213.22.21\n  real2: 10.213.22.22\n")
+    vm.state_dir.mkdir(parents=True)
+    real2 = VagrantHost("real2", "10.213.20.6", "vagrant", 22, None)
+    monkeypatch.setattr(machines, "ssh_config_of", lambda _p: {"real1": REAL1, "real2": real2})
+    monkeypatch.setattr(machines, "read_console", lambda _p, host: console(ED) if host == "real1" else "")
+    with pytest.raises(UserError, match="no SSH host keys to trust for real2") as refused:
+        machines.import_vms(vm, print)
+    assert f"ssh-keyscan -p 22 10.213.20.6 2>/dev/null | sed 's/$/ real2/' >> {vm.known_hosts}" in str(refused.value)
+    assert vm.known_hosts.read_text() == f"10.213.20.5 ssh-ed25519 {ED} real1\n"  # real2 is not trusted
+    assert vm.vm_inventory.is_file()
 
 
 def test_the_mirror_is_read_from_deb822_and_one_line_sources(tmp_path: Path) -> None:

@@ -147,9 +147,7 @@ def up(inventory: Path = InventoryPath, emulated: bool | None = EmulatedOption, 
     for daemon in libvirt.ensure_running():
         say(f"started {daemon.name} (pid {daemon.pid}); `haops vagrant down` stops it")
     machines.bring_up(project, list(inv.hosts), say)
-    vms = machines.ssh_config_of(project)
-    machines.record_host_keys(project, vms, say)
-    machines.write_vm_inventory(project, vms)
+    vms = machines.import_vms(project, say)
     out().print(f"{len(vms)} VMs up in {time.monotonic() - started:.0f} s; apply with: haops apply -i {project.vm_inventory}")
 
 

@@ -203,23 +203,45 @@ def recorded_keys(known_hosts: Path) -> dict[str, list[HostKey]]:
 
 
 def record_host_keys(project: Project, vms: dict[str, VagrantHost], say: Say) -> None:
-    """Record each VM's keys once; refuse a VM whose keys differ from the recorded ones."""
+    """Record each VM's keys once; refuse a VM whose keys differ from the recorded ones, and, once
+    the others are recorded, every VM that has no keys to trust."""
     recorded = recorded_keys(project.known_hosts)
-    lines = []
+    lines, unknown = [], []
     for name, vm in vms.items():
-        keys = keys_on_console(read_console(project, name))
+        keys = trusted_keys(project, name, recorded.get(name), say)
         if not keys:
-            raise UserError(f"{name}: no host keys on its console ({project.console_log(name)}); is the box the haops "
-                            "box (`haops vagrant box build`)? Other boxes: record the keys yourself in "
-                            f"{project.known_hosts}")
-        known = recorded.get(name)
-        if known is not None and sorted(known, key=lambda k: k.kind) != keys:
-            raise UserError(f"{name}: its SSH host key changed since it was recorded ({known[0].fingerprint}); "
-                            f"if you rebuilt the VM yourself, run `haops vagrant down` first; otherwise find out why")
-        if known is None:
-            say(f"{name}: recorded host key {keys[0].kind} {keys[0].fingerprint} (from its console)")
+            unknown.append(name)
         lines += [f"{vm.hostname} {key.kind} {key.base64} {name}" for key in keys]
-    project.known_hosts.write_text("\n".join(lines) + "\n")
+    project.known_hosts.write_text("".join(line + "\n" for line in lines))
+    if unknown:
+        raise UserError(how_to_record(project, {name: vms[name] for name in unknown}))
+
+
+def trusted_keys(project: Project, name: str, known: list[HostKey] | None, say: Say) -> list[HostKey]:
+    """The VM's keys from its console, checked against the recorded ones; the recorded ones when
+    its console shows none (a box other than haops'); none when there are neither."""
+    keys = keys_on_console(read_console(project, name))
+    known = sorted(known, key=lambda k: k.kind) if known else None
+    if not keys:
+        if known:
+            say(f"{name}: no host keys on its console; using the recorded {known[0].kind} {known[0].fingerprint}")
+        return known or []
+    if known is not None and known != keys:
+        raise UserError(f"{name}: its SSH host key changed since it was recorded ({known[0].fingerprint}); "
+                        f"if you rebuilt the VM yourself, run `haops vagrant down` first; otherwise find out why")
+    if known is None:
+        say(f"{name}: recorded host key {keys[0].kind} {keys[0].fingerprint} (from its console)")
+    return keys
+
+
+def how_to_record(project: Project, unknown: dict[str, VagrantHost]) -> str:
+    scans = "".join(f"  ssh-keyscan -p {vm.port} {vm.hostname} 2>/dev/null | sed 's/$/ {name}/' >> {project.known_hosts}\n"
+                    for name, vm in unknown.items())
+    return (f"no SSH host keys to trust for {', '.join(unknown)}: none on its console (only the haops box prints "
+            f"them there: `haops vagrant box build`) and none recorded before. {project.vm_inventory.name} is "
+            f"written, but haops refuses these hosts until their keys are in {project.known_hosts}. Record them "
+            "from this machine, over the VMs' isolated management network:\n"
+            f"{scans}then run `haops vagrant up -i {project.inventory_path}` again: it keeps them and checks them strictly.")
 
 
 def read_console(project: Project, host: str) -> str:
@@ -243,6 +265,15 @@ def write_vm_inventory(project: Project, vms: dict[str, VagrantHost]) -> None:
 
 def ssh_config_of(project: Project) -> dict[str, VagrantHost]:
     return parse_ssh_config(vagrant_quietly(project, ["ssh-config"]))
+
+
+def import_vms(project: Project, say: Say) -> dict[str, VagrantHost]:
+    """The running VMs into INV.vagrant.yml, then their host keys (the inventory is written even
+    when a VM's keys still have to be recorded by hand)."""
+    vms = ssh_config_of(project)
+    write_vm_inventory(project, vms)
+    record_host_keys(project, vms, say)
+    return vms
 
 
 # --- status and down -------------------------------------------------------------------------
