@@ -3,6 +3,8 @@ ones, the box's mirror and recipe, and a rollback that re-activates only files t
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,18 @@ def test_the_recipe_changes_with_what_goes_into_the_box() -> None:
     assert base.digest() == box.BoxRecipe("http://deb.debian.org/debian", ("haproxy",)).digest()
     assert base.digest() != box.BoxRecipe("http://deb.debian.org/debian", ("haproxy", "nginx")).digest()
     assert base.digest() != box.BoxRecipe("http://other/debian", ("haproxy",)).digest()
+
+
+def test_the_vm_inventory_with_its_secrets_is_written_0600_whatever_the_umask(tmp_path: Path) -> None:
+    vm = project(tmp_path)
+    vm.inventory_path.write_text("vars: {keepalived_auth_pass: s3cret}\nhosts:\n  real1: {address: 10.213.22.21}\n")
+    vm.vm_inventory.write_text("an older copy, world-readable\n")
+    vm.vm_inventory.chmod(0o644)
+    old_umask = os.umask(0o022)
+    try:
+        machines.write_vm_inventory(vm, {"real1": REAL1})
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(vm.vm_inventory.stat().st_mode) == 0o600
+    assert "s3cret" in vm.vm_inventory.read_text() and "ssh_known_hosts" in vm.vm_inventory.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vm.vagrant.yml", "vm.yml"]  # no temp file left

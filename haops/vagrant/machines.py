@@ -212,7 +212,7 @@ def record_host_keys(project: Project, vms: dict[str, VagrantHost], say: Say) ->
         if not keys:
             unknown.append(name)
         lines += [f"{vm.hostname} {key.kind} {key.base64} {name}" for key in keys]
-    project.known_hosts.write_text("".join(line + "\n" for line in lines))
+    write_private(project.known_hosts, "".join(line + "\n" for line in lines))
     if unknown:
         raise UserError(how_to_record(project, {name: vms[name] for name in unknown}))
 
@@ -260,7 +260,24 @@ def write_vm_inventory(project: Project, vms: dict[str, VagrantHost]) -> None:
         spec["vars"]["ssh_known_hosts"] = str(project.known_hosts)
     header = (f"# Written by `haops vagrant up -i {project.inventory_path}`: that inventory, logging in to its VMs.\n"
               "# Edit the original; this file is written again at every `up`.\n")
-    project.vm_inventory.write_text(header + yaml.safe_dump(merged, sort_keys=False, default_flow_style=None))
+    write_private(project.vm_inventory, header + yaml.safe_dump(merged, sort_keys=False, default_flow_style=None))
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `path` 0600 whatever the umask (INV.vagrant.yml holds the inventory's secrets),
+    atomically: a temp file in the same directory, renamed over it."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w",
+                       encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def ssh_config_of(project: Project) -> dict[str, VagrantHost]:
