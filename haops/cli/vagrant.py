@@ -143,7 +143,8 @@ def up(inventory: Path = InventoryPath, emulated: bool | None = EmulatedOption, 
     say = timed_say(started)
     install_safety_route()
     if libvirt.apply_kvm_udev_rule():
-        say("/dev/kvm made root:kvm 0660, as Debian's udev rule does (else libvirt probes QEMU again at every call)")
+        say("/dev/kvm given to group kvm read/write, as Debian's udev rule does (else libvirt probes QEMU again "
+            "at every call)")
     for daemon in libvirt.ensure_running():
         say(f"started {daemon.name} (pid {daemon.pid}); `haops vagrant down` stops it")
     machines.bring_up(project, list(inv.hosts), say)

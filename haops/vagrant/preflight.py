@@ -71,9 +71,9 @@ def driver(emulated: bool) -> Finding:
 
 def kvm_device() -> Finding:
     if libvirt.kvm_device_needs_udev_rule():
-        return Finding("/dev/kvm", WARN, "not root:kvm 0660 (no udev here): libvirt re-probes QEMU at every call, "
-                       "which cost 100-180 s per VM", "`haops vagrant up` sets it, as Debian's udev rule does")
-    return Finding("/dev/kvm", OK, "root:kvm 0660, or absent")
+        return Finding("/dev/kvm", WARN, "group kvm cannot read and write it (no udev here): libvirt re-probes QEMU at "
+                       "every call, which cost 100-180 s per VM", "`haops vagrant up` adds that, as Debian's udev rule does")
+    return Finding("/dev/kvm", OK, "group kvm reads and writes it, or it is absent")
 
 
 def box_state() -> Finding:
