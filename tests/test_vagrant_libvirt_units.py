@@ -4,6 +4,7 @@ only ever gains group kvm read/write, and each daemon haops starts is recorded a
 from __future__ import annotations
 
 import grp
+import json
 import os
 import stat
 from pathlib import Path
@@ -11,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from haops.errors import UserError
 from haops.vagrant import libvirt
 
 pytestmark = pytest.mark.unit
@@ -39,3 +41,21 @@ def test_kvm_only_gains_group_read_write(kvm: tuple[Path, list[int]], before: in
 
 def test_the_mode_keeps_every_bit_it_had() -> None:
     assert libvirt.with_kvm_group_rw(stat.S_IFCHR | 0o606) == 0o666
+
+
+def test_virtlogd_is_recorded_even_when_libvirtd_fails_to_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def start(name: str, _pidfile: Path) -> libvirt.Started:
+        if name == "libvirtd":
+            raise UserError("libvirtd -d failed (exit 1): no")
+        return libvirt.Started(name, 4321)
+
+    monkeypatch.setattr(libvirt, "STARTED_RECORD", tmp_path / "started.json")
+    monkeypatch.setattr(libvirt, "responds", lambda: False)
+    monkeypatch.setattr(libvirt, "under_systemd", lambda: False)
+    monkeypatch.setattr(libvirt, "alive_from", lambda _pidfile: None)
+    monkeypatch.setattr(libvirt, "start_daemon", start)
+    monkeypatch.setattr(libvirt.shutil, "which", lambda _tool: "/usr/sbin/libvirtd")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    with pytest.raises(UserError, match="libvirtd -d failed"):
+        libvirt.ensure_running()
+    assert json.loads((tmp_path / "started.json").read_text()) == [{"name": "virtlogd", "pid": 4321}]

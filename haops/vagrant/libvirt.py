@@ -90,8 +90,11 @@ def ensure_running() -> list[Started]:
         subprocess.run(["systemctl", "start", "libvirtd"], check=True, timeout=60)
         wait_until_it_responds()
         return []
-    started = [start_daemon(name, pidfile) for name, pidfile in DAEMONS if not alive_from(pidfile)]
-    record(started)
+    started = []
+    for name, pidfile in DAEMONS:
+        if not alive_from(pidfile):
+            started.append(start_daemon(name, pidfile))
+            record([started[-1]])  # at once: `down` stops it even when the next daemon fails to start
     wait_until_it_responds()
     return started
 
