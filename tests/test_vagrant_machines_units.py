@@ -112,3 +112,20 @@ def test_the_vm_inventory_with_its_secrets_is_written_0600_whatever_the_umask(tm
     assert stat.S_IMODE(vm.vm_inventory.stat().st_mode) == 0o600
     assert "s3cret" in vm.vm_inventory.read_text() and "ssh_known_hosts" in vm.vm_inventory.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vm.vagrant.yml", "vm.yml"]  # no temp file left
+
+
+def test_inventories_of_the_same_name_share_no_domain_or_console_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(machines, "CONSOLE_DIR", tmp_path / "consoles")
+    (tmp_path / "consoles").mkdir()
+    a, b = (tmp_path / "a", tmp_path / "b")
+    for directory in (a, b):
+        directory.mkdir()
+        (directory / "vm.yml").write_text("hosts:\n  real1: 10.213.22.21\n")
+    first, second = (machines.Project(d / "vm.yml", box.BOX_NAME, True) for d in (a, b))
+    assert first.prefix != second.prefix and first.prefix.startswith("haops-vm-")
+    assert first.prefix == machines.Project(a / "." / "vm.yml", box.BOX_NAME, True).prefix  # stable: the resolved path
+    assert first.environment()["HAOPS_VM_PREFIX"] == first.prefix
+    first.console_log("real1").write_text("a's console\n")
+    second.console_log("real1").write_text("b's console\n")
+    machines.tear_down(second, print)
+    assert first.console_log("real1").read_text() == "a's console\n" and not second.console_log("real1").exists()

@@ -1,8 +1,8 @@
 """`haops vagrant up|down|status`: the inventory's VMs through Vagrant and vagrant-libvirt.
 
 Each inventory is its own Vagrant project: its state lives in .vagrant/<inventory name>/ beside
-the inventory, its libvirt domains are named haops-<inventory name>-<host>, and `up` writes
-<inventory name>.vagrant.yml beside it: the same inventory, logging in to each VM's management
+the inventory, its libvirt domains are named haops-<inventory name>-<hash>-<host> (a short hash
+of the inventory's resolved path), and `up` writes <inventory name>.vagrant.yml beside it: the same inventory, logging in to each VM's management
 address as `vagrant`, against a known_hosts file of its own. Each VM's host keys are recorded
 once, from its serial console (the hypervisor's log, not the network), and the user is told;
 after that they are checked strictly, and a VM whose key changed is refused.
@@ -54,7 +54,10 @@ class Project:
 
     @property
     def prefix(self) -> str:
-        return f"haops-{self.name}-"
+        """haops-<name>-<6 hex of the inventory's resolved path>-: a/vm.yml and b/vm.yml never share
+        domains or console logs."""
+        where = hashlib.sha256(str(self.inventory_path.resolve()).encode()).hexdigest()[:6]
+        return f"haops-{self.name}-{where}-"
 
     @property
     def known_hosts(self) -> Path:
