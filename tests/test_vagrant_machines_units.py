@@ -129,3 +129,22 @@ def test_inventories_of_the_same_name_share_no_domain_or_console_log(tmp_path: P
     second.console_log("real1").write_text("b's console\n")
     machines.tear_down(second, print)
     assert first.console_log("real1").read_text() == "a's console\n" and not second.console_log("real1").exists()
+
+
+def test_a_cloud_images_mirror_list_is_read_for_its_first_http_mirror(tmp_path: Path) -> None:
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "mirrors").mkdir()
+    (tmp_path / "mirrors" / "debian.list").write_text("# the cloud's mirror\nhttps://cdn.example/debian/\tpriority:1\n")
+    sources = tmp_path / "sources.list.d" / "debian.sources"
+    sources.write_text(f"Types: deb\nURIs: mirror+file://{tmp_path}/mirrors/debian.list\nSuites: bookworm\n")
+    assert box.apt_mirror(tmp_path) == "https://cdn.example/debian"
+    (tmp_path / "mirrors" / "debian.list").write_text("mirror+http://mirrors.example/list\n")
+    assert box.apt_mirror(tmp_path) == box.DEFAULT_MIRROR
+
+
+@pytest.mark.parametrize("uri", ["mirror+file:///nonexistent/debian.list", "cdrom:[Debian]/", "tor+http://x.onion/debian"])
+def test_a_mirror_debootstrap_cannot_use_falls_back_to_the_default(tmp_path: Path, uri: str) -> None:
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(f"Types: deb\nURIs: {uri}\nSuites: bookworm\n")
+    (tmp_path / "sources.list").write_text(f"deb {uri} bookworm main\n")
+    assert box.apt_mirror(tmp_path) == box.DEFAULT_MIRROR

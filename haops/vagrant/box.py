@@ -79,18 +79,39 @@ def apt_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
     texts = [p.read_text() for p in sorted(sources_dir.glob("sources.list.d/*.sources"))]
     for text in texts:
         for stanza in text.split("\n\n"):
-            uris = re.search(r"^URIs:\s*(\S+)", stanza, re.M)
+            uris = re.search(r"^URIs:(.*)$", stanza, re.M)
             suites = re.search(r"^Suites:(.*)$", stanza, re.M)
-            if uris and suites and SUITE in suites.group(1).split():
-                return uris.group(1).rstrip("/")
+            found = usable_uri(uris.group(1).split()) if uris and suites and SUITE in suites.group(1).split() else None
+            if found:
+                return found
     one_line = sources_dir / "sources.list"
     if one_line.is_file():
         for line in one_line.read_text().splitlines():
             fields = line.split()
-            addresses = [field for field in fields if "://" in field]
-            if fields and fields[0] == "deb" and addresses and SUITE in fields:
-                return addresses[0].rstrip("/")
+            found = usable_uri([field for field in fields if "://" in field]) if fields[:1] == ["deb"] else None
+            if found and SUITE in fields:
+                return found
     return DEFAULT_MIRROR
+
+
+def usable_uri(uris: list[str]) -> str | None:
+    """The first URI debootstrap can fetch from: http, https or file; a mirror+file list (as Debian's
+    cloud images use) is read for its first http(s) mirror."""
+    for uri in uris:
+        if uri.startswith("mirror+file://"):
+            uri = first_listed_mirror(Path(uri.removeprefix("mirror+file://"))) or ""
+        if uri.startswith(("http://", "https://", "file:/")):
+            return uri.rstrip("/")
+    return None
+
+
+def first_listed_mirror(mirror_list: Path) -> str | None:
+    """The first http(s) mirror of an apt-transport-mirror list (a URI per line, then tab-separated metadata)."""
+    try:
+        lines = mirror_list.read_text().splitlines()
+    except OSError:
+        return None
+    return next((line.split()[0] for line in lines if line.startswith(("http://", "https://"))), None)
 
 
 def recipe(mirror: str | None = None) -> BoxRecipe:
