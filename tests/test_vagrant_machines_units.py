@@ -148,3 +148,14 @@ def test_a_mirror_debootstrap_cannot_use_falls_back_to_the_default(tmp_path: Pat
     (tmp_path / "sources.list.d" / "debian.sources").write_text(f"Types: deb\nURIs: {uri}\nSuites: bookworm\n")
     (tmp_path / "sources.list").write_text(f"deb {uri} bookworm main\n")
     assert box.apt_mirror(tmp_path) == box.DEFAULT_MIRROR
+
+
+@pytest.mark.parametrize("garbled", [
+    f"haops-host-key: ssh-ed25519 {ED[:30]}[    4.812345] random: crng init done\r\n",  # printk inside the blob
+    f"haops-host-key: ssh-ed25519 {ED[:28]}\r\n[    4.812345] {ED[28:]}\r\n",  # cut at a base64 boundary
+    f"haops-host-key: ssh-rsa {ED}\r\n",  # the blob's own type is ed25519
+    "haops-host-key: ssh-ed25519 not-base64!\r\n",
+])
+def test_a_key_line_garbled_by_kernel_output_is_ignored(garbled: str) -> None:
+    assert machines.keys_on_console(console(ED) + garbled) == [machines.HostKey("ssh-ed25519", ED)]
+    assert machines.keys_on_console(garbled) == []

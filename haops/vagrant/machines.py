@@ -190,8 +190,24 @@ def keys_on_console(text: str) -> list[HostKey]:
     """The host keys of the VM's latest boot, as the haops box prints them on its console."""
     latest: dict[str, HostKey] = {}
     for kind, blob in HOST_KEY_LINE.findall(text):
-        latest[kind] = HostKey(kind, blob)
+        if key_blob_fields(blob)[:1] == [kind.encode()]:  # else kernel output cut into the line
+            latest[kind] = HostKey(kind, blob)
     return sorted(latest.values(), key=lambda k: k.kind)
+
+
+def key_blob_fields(blob: str) -> list[bytes]:
+    """An SSH public key blob's length-prefixed fields (its type first), or [] when the text is not
+    base64 or the fields do not fill it exactly."""
+    try:
+        data = base64.b64decode(blob, validate=True)
+    except ValueError:
+        return []
+    fields, at = [], 0
+    while at + 4 <= len(data):
+        size = int.from_bytes(data[at:at + 4], "big")
+        fields.append(data[at + 4:at + 4 + size])
+        at += 4 + size
+    return fields if at == len(data) else []
 
 
 def recorded_keys(known_hosts: Path) -> dict[str, list[HostKey]]:
