@@ -99,7 +99,6 @@ def box_build(
         return
     started = time.monotonic()
     say = timed_say(started)
-    work.mkdir(parents=True, exist_ok=True)
     box_file = box.build_box(wanted, work, say)
     say(f"vagrant box add {box.BOX_NAME} ({box_file.stat().st_size / 2**20:.0f} MiB)")
     box.add_box(box_file)

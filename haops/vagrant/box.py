@@ -139,6 +139,10 @@ def build_box(wanted: BoxRecipe, work: Path, say: Say) -> Path:
         raise UserError(f"box build needs {', '.join(missing)}: run scripts/setup.sh (Debian: debootstrap, e2fsprogs, qemu-utils)")
     if os.geteuid() != 0:
         raise UserError("box build runs debootstrap and chroot: run it as root")
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot make the box's work directory {work}: {error.strerror}") from None
     build = work / wanted.digest()
     remove_build(build)
     with terminate_raises():

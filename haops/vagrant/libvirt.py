@@ -35,7 +35,11 @@ def responds() -> bool:
     """libvirtd answers on the system socket."""
     if shutil.which("virsh") is None:
         return False
-    finished = subprocess.run(["virsh", "-c", SYSTEM_URI, "version"], capture_output=True, text=True, timeout=15)
+    try:
+        finished = subprocess.run(["virsh", "-c", SYSTEM_URI, "version"], capture_output=True, text=True, timeout=15)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"libvirt does not answer on {SYSTEM_URI} within 15 s (virsh version hung): libvirtd is "
+                        "running but stuck; see /var/log/libvirt/ and restart it") from None
     return finished.returncode == 0
 
 
@@ -87,7 +91,7 @@ def ensure_running() -> list[Started]:
         raise UserError("libvirtd is not running and only root can start the system daemon: "
                         "start it (systemctl start libvirtd) or run haops as root")
     if under_systemd():
-        subprocess.run(["systemctl", "start", "libvirtd"], check=True, timeout=60)
+        start_unit("libvirtd")
         wait_until_it_responds()
         return []
     started = []
@@ -97,6 +101,16 @@ def ensure_running() -> list[Started]:
             record([started[-1]])  # at once: `down` stops it even when the next daemon fails to start
     wait_until_it_responds()
     return started
+
+
+def start_unit(unit: str) -> None:
+    try:
+        finished = subprocess.run(["systemctl", "start", unit], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"systemctl start {unit} took longer than 60 s: see journalctl -u {unit}") from None
+    if finished.returncode != 0:
+        raise UserError(f"systemctl start {unit} failed (exit {finished.returncode}): "
+                        f"{finished.stderr.strip()[-400:]}; see journalctl -u {unit}")
 
 
 def start_daemon(name: str, pidfile: Path) -> Started:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network, ip_network
 from pathlib import Path
 
+from haops.errors import UserError
 from haops.inventory.model import Inventory
 from haops.vagrant import box, libvirt
 from haops.vagrant.plan import VmPlan
@@ -18,7 +19,8 @@ from haops.vagrant.plan import VmPlan
 OK, WARN, PROBLEM = "ok", "warning", "problem"
 TOOLS = {"vagrant": "vagrant", "virsh": "libvirt-clients", "libvirtd": "libvirt-daemon-system",
          "qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils", "dnsmasq": "dnsmasq-base"}
-MANAGEMENT_NETWORK = IPv4Network(os.environ.get("HAOPS_VM_MANAGEMENT", "10.213.20.0/24"))
+MANAGEMENT_ENV = "HAOPS_VM_MANAGEMENT"
+BRIDGE_KNOB = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
 LAB_RANGE = IPv4Network("10.213.0.0/16")
 PROBE_BRIDGE = "haopspf0"
 
@@ -95,13 +97,25 @@ def memory(planned: VmPlan) -> Finding:
     return Finding("memory", OK, f"the VMs take {planned.memory_mib} MiB of {planned.machine.available_mib} MiB free")
 
 
-def bridge_filtering() -> Finding:
+def management_network() -> IPv4Network:
+    """The network Vagrant logs in to the VMs on (HAOPS_VM_MANAGEMENT, as the Vagrantfile reads it)."""
+    text = os.environ.get(MANAGEMENT_ENV, "10.213.20.0/24")
+    try:
+        return IPv4Network(text)
+    except ValueError as error:
+        raise UserError(f"{MANAGEMENT_ENV}={text!r} is not an IPv4 network such as 10.213.20.0/24: {error}") from None
+
+
+def bridge_filtering(knob: Path = BRIDGE_KNOB) -> Finding:
     """Bridged VM-to-VM traffic (VRRP adverts, LVS, DRBD) passes iptables' FORWARD chain when
     br_netfilter is loaded; a DROP policy there (Docker sets one) silently cuts the VMs apart."""
-    knob = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
     if not knob.exists() or knob.read_text().strip() != "1":
         return Finding("bridge filtering", OK, "bridged traffic does not pass iptables (no br_netfilter)")
-    policy = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True).stdout
+    try:
+        policy = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return Finding("bridge filtering", WARN, "br_netfilter sends bridged traffic through iptables, whose FORWARD "
+                       "policy could not be read (no iptables here)", "apt-get install iptables, and run preflight again")
     if "-P FORWARD DROP" in policy:
         return Finding("bridge filtering", PROBLEM, "br_netfilter sends bridged traffic through iptables, and FORWARD drops it: "
                        "VMs would not reach each other (no VRRP, no DRBD)", "sysctl -w net.bridge.bridge-nf-call-iptables=0")
@@ -111,7 +125,7 @@ def bridge_filtering() -> Finding:
 def needed_networks(inventory: Inventory) -> list[IPv4Network]:
     addresses = [host.address for host in inventory.hosts.values()]
     addresses += [nic for host in inventory.hosts.values() if host.vm for nic in host.vm.nics]
-    found = {MANAGEMENT_NETWORK} | {ip_network(f"{address}/24", strict=False) for address in addresses if address.version == 4}
+    found = {management_network()} | {ip_network(f"{address}/24", strict=False) for address in addresses if address.version == 4}
     return sorted(n for n in found if isinstance(n, IPv4Network))
 
 
