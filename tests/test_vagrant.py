@@ -159,3 +159,9 @@ def test_plan_exits_1_when_the_vms_cannot_fit_this_machine(tmp_path: Path) -> No
     report = json.loads(done.stdout)
     assert done.returncode == 1 and "the VMs need 4096.5 GiB" in report["refusal"], done.stdout + done.stderr
     assert report["vms"]["small"] == {"cpus": 1, "memory_mib": 512, "disks_mib": [], "nics": [], "gateway": None}
+
+
+def test_the_vagrantfiles_direct_use_with_the_public_box_asks_for_nat() -> None:
+    header = [line for line in (ROOT / "Vagrantfile").read_text().splitlines() if line.startswith("#")]
+    direct = [line for line in header if "vagrant up --provider" in line]
+    assert direct and all("HAOPS_VM_MANAGEMENT_NAT=yes" in line for line in direct)

@@ -99,7 +99,6 @@ def box_build(
         return
     started = time.monotonic()
     say = timed_say(started)
-    work.mkdir(parents=True, exist_ok=True)
     box_file = box.build_box(wanted, work, say)
     say(f"vagrant box add {box.BOX_NAME} ({box_file.stat().st_size / 2**20:.0f} MiB)")
     box.add_box(box_file)
@@ -143,13 +142,12 @@ def up(inventory: Path = InventoryPath, emulated: bool | None = EmulatedOption, 
     say = timed_say(started)
     install_safety_route()
     if libvirt.apply_kvm_udev_rule():
-        say("/dev/kvm made root:kvm 0660, as Debian's udev rule does (else libvirt probes QEMU again at every call)")
+        say("/dev/kvm given to group kvm read/write, as Debian's udev rule does (else libvirt probes QEMU again "
+            "at every call)")
     for daemon in libvirt.ensure_running():
         say(f"started {daemon.name} (pid {daemon.pid}); `haops vagrant down` stops it")
     machines.bring_up(project, list(inv.hosts), say)
-    vms = machines.ssh_config_of(project)
-    machines.record_host_keys(project, vms, say)
-    machines.write_vm_inventory(project, vms)
+    vms = machines.import_vms(project, say)
     out().print(f"{len(vms)} VMs up in {time.monotonic() - started:.0f} s; apply with: haops apply -i {project.vm_inventory}")
 
 

@@ -18,7 +18,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -77,18 +79,39 @@ def apt_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
     texts = [p.read_text() for p in sorted(sources_dir.glob("sources.list.d/*.sources"))]
     for text in texts:
         for stanza in text.split("\n\n"):
-            uris = re.search(r"^URIs:\s*(\S+)", stanza, re.M)
+            uris = re.search(r"^URIs:(.*)$", stanza, re.M)
             suites = re.search(r"^Suites:(.*)$", stanza, re.M)
-            if uris and suites and SUITE in suites.group(1).split():
-                return uris.group(1).rstrip("/")
+            found = usable_uri(uris.group(1).split()) if uris and suites and SUITE in suites.group(1).split() else None
+            if found:
+                return found
     one_line = sources_dir / "sources.list"
     if one_line.is_file():
         for line in one_line.read_text().splitlines():
             fields = line.split()
-            addresses = [field for field in fields if "://" in field]
-            if fields and fields[0] == "deb" and addresses and SUITE in fields:
-                return addresses[0].rstrip("/")
+            found = usable_uri([field for field in fields if "://" in field]) if fields[:1] == ["deb"] else None
+            if found and SUITE in fields:
+                return found
     return DEFAULT_MIRROR
+
+
+def usable_uri(uris: list[str]) -> str | None:
+    """The first URI debootstrap can fetch from: http, https or file; a mirror+file list (as Debian's
+    cloud images use) is read for its first http(s) mirror."""
+    for uri in uris:
+        if uri.startswith("mirror+file://"):
+            uri = first_listed_mirror(Path(uri.removeprefix("mirror+file://"))) or ""
+        if uri.startswith(("http://", "https://", "file:/")):
+            return uri.rstrip("/")
+    return None
+
+
+def first_listed_mirror(mirror_list: Path) -> str | None:
+    """The first http(s) mirror of an apt-transport-mirror list (a URI per line, then tab-separated metadata)."""
+    try:
+        lines = mirror_list.read_text().splitlines()
+    except OSError:
+        return None
+    return next((line.split()[0] for line in lines if line.startswith(("http://", "https://"))), None)
 
 
 def recipe(mirror: str | None = None) -> BoxRecipe:
@@ -116,9 +139,22 @@ def build_box(wanted: BoxRecipe, work: Path, say: Say) -> Path:
         raise UserError(f"box build needs {', '.join(missing)}: run scripts/setup.sh (Debian: debootstrap, e2fsprogs, qemu-utils)")
     if os.geteuid() != 0:
         raise UserError("box build runs debootstrap and chroot: run it as root")
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot make the box's work directory {work}: {error.strerror}") from None
     build = work / wanted.digest()
-    if build.exists():
-        shutil.rmtree(build)
+    remove_build(build)
+    with terminate_raises():
+        try:
+            box_file = build_in(build, wanted, work, say)
+        finally:
+            release_mounts(build)
+    remove_build(build)
+    return box_file
+
+
+def build_in(build: Path, wanted: BoxRecipe, work: Path, say: Say) -> Path:
     root = build / "rootfs"
     root.mkdir(parents=True)
     say(f"debootstrap {wanted.suite} from {wanted.mirror} (the base system, about a minute)")
@@ -134,8 +170,64 @@ def build_box(wanted: BoxRecipe, work: Path, say: Say) -> Path:
     write_box_files(root, box_dir, wanted)
     box_file = work / f"haops-{wanted.suite}-{wanted.digest()}.box"
     run(["tar", "-cf", str(box_file), "-C", str(box_dir), "."])
-    shutil.rmtree(build)
     return box_file
+
+
+@contextmanager
+def terminate_raises() -> Iterator[None]:
+    """SIGTERM ends the build as Ctrl-C does, through every `finally` (the chroot's mounts are released)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def mount_points(mountinfo: str) -> list[Path]:
+    """Every mount point in /proc/self/mountinfo text (its 5th field, octal escapes undone)."""
+    points = []
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) > 4:
+            points.append(Path(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])))
+    return points
+
+
+def mounts_under(points: list[Path], directory: Path) -> list[Path]:
+    """The mount points at or below `directory`, deepest first (the order they can be unmounted in)."""
+    inside = {point for point in points if point == directory or directory in point.parents}
+    return sorted(inside, key=lambda point: (len(point.parts), str(point)), reverse=True)
+
+
+def mounts_now(directory: Path) -> list[Path]:
+    return mounts_under(mount_points(Path("/proc/self/mountinfo").read_text()), directory)
+
+
+def release_mounts(build: Path) -> list[Path]:
+    """Lazily unmount everything mounted under `build`, deepest first; what is still mounted after."""
+    build = build.resolve()
+    for point in mounts_now(build):
+        subprocess.run(["umount", "-l", str(point)], capture_output=True, check=False)
+    return mounts_now(build)
+
+
+def remove_build(build: Path) -> None:
+    """Remove a build tree, never through a mount: a killed build can leave the host's /dev bound
+    inside it, and rmtree would unlink the host's device nodes."""
+    if not build.exists():
+        return
+    left = release_mounts(build)
+    if left:
+        raise UserError(f"still mounted under {build}, so it is not removed: {', '.join(map(str, left))}; "
+                        "unmount them (umount -l PATH) and run the build again")
+    shutil.rmtree(build)
 
 
 def add_box(box_file: Path) -> None:

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -34,7 +35,11 @@ def responds() -> bool:
     """libvirtd answers on the system socket."""
     if shutil.which("virsh") is None:
         return False
-    finished = subprocess.run(["virsh", "-c", SYSTEM_URI, "version"], capture_output=True, text=True, timeout=15)
+    try:
+        finished = subprocess.run(["virsh", "-c", SYSTEM_URI, "version"], capture_output=True, text=True, timeout=15)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"libvirt does not answer on {SYSTEM_URI} within 15 s (virsh version hung): libvirtd is "
+                        "running but stuck; see /var/log/libvirt/ and restart it") from None
     return finished.returncode == 0
 
 
@@ -43,12 +48,11 @@ def under_systemd() -> bool:
 
 
 def kvm_device_needs_udev_rule() -> bool:
-    """/dev/kvm is not root:kvm 0660, as Debian's udev rule makes it where udev runs. Then QEMU's
-    user cannot open it, and libvirt finds its cached QEMU capabilities stale at every call:
-    each `virsh capabilities` probed every QEMU binary again (7.6 s measured here), and
+    """/dev/kvm is not group kvm with read/write, as Debian's udev rule makes it where udev runs.
+    Then QEMU's user cannot open it, and libvirt finds its cached QEMU capabilities stale at every
+    call: each `virsh capabilities` probed every QEMU binary again (7.6 s measured here), and
     vagrant-libvirt spent 100-180 s of each `up` on it."""
     import grp
-    import stat
 
     try:
         device = os.stat(KVM_DEVICE)
@@ -58,14 +62,21 @@ def kvm_device_needs_udev_rule() -> bool:
     return device.st_gid != kvm_group or stat.S_IMODE(device.st_mode) & 0o060 != 0o060
 
 
+def with_kvm_group_rw(mode: int) -> int:
+    """The device's permission bits with group read/write added; none taken away (a 0666
+    /dev/kvm stays open to every user)."""
+    return stat.S_IMODE(mode) | 0o060
+
+
 def apply_kvm_udev_rule() -> bool:
-    """What Debian's udev rule for /dev/kvm does (GROUP=kvm, MODE=0660); True when it was needed."""
+    """Give group kvm read/write on /dev/kvm, as Debian's udev rule does; True when it was needed."""
     if not kvm_device_needs_udev_rule() or os.geteuid() != 0:
         return False
     import grp
 
+    mode = os.stat(KVM_DEVICE).st_mode
     os.chown(KVM_DEVICE, -1, grp.getgrnam("kvm").gr_gid)
-    os.chmod(KVM_DEVICE, 0o660)
+    os.chmod(KVM_DEVICE, with_kvm_group_rw(mode))
     return True
 
 
@@ -80,13 +91,26 @@ def ensure_running() -> list[Started]:
         raise UserError("libvirtd is not running and only root can start the system daemon: "
                         "start it (systemctl start libvirtd) or run haops as root")
     if under_systemd():
-        subprocess.run(["systemctl", "start", "libvirtd"], check=True, timeout=60)
+        start_unit("libvirtd")
         wait_until_it_responds()
         return []
-    started = [start_daemon(name, pidfile) for name, pidfile in DAEMONS if not alive_from(pidfile)]
-    record(started)
+    started = []
+    for name, pidfile in DAEMONS:
+        if not alive_from(pidfile):
+            started.append(start_daemon(name, pidfile))
+            record([started[-1]])  # at once: `down` stops it even when the next daemon fails to start
     wait_until_it_responds()
     return started
+
+
+def start_unit(unit: str) -> None:
+    try:
+        finished = subprocess.run(["systemctl", "start", unit], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"systemctl start {unit} took longer than 60 s: see journalctl -u {unit}") from None
+    if finished.returncode != 0:
+        raise UserError(f"systemctl start {unit} failed (exit {finished.returncode}): "
+                        f"{finished.stderr.strip()[-400:]}; see journalctl -u {unit}")
 
 
 def start_daemon(name: str, pidfile: Path) -> Started:

@@ -1,8 +1,8 @@
 """`haops vagrant up|down|status`: the inventory's VMs through Vagrant and vagrant-libvirt.
 
 Each inventory is its own Vagrant project: its state lives in .vagrant/<inventory name>/ beside
-the inventory, its libvirt domains are named haops-<inventory name>-<host>, and `up` writes
-<inventory name>.vagrant.yml beside it: the same inventory, logging in to each VM's management
+the inventory, its libvirt domains are named haops-<inventory name>-<hash>-<host> (a short hash
+of the inventory's resolved path), and `up` writes <inventory name>.vagrant.yml beside it: the same inventory, logging in to each VM's management
 address as `vagrant`, against a known_hosts file of its own. Each VM's host keys are recorded
 once, from its serial console (the hypervisor's log, not the network), and the user is told;
 after that they are checked strictly, and a VM whose key changed is refused.
@@ -14,10 +14,15 @@ import base64
 import hashlib
 import os
 import re
+import signal
 import subprocess
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty, Queue
+from typing import IO
 
 import yaml
 
@@ -49,7 +54,10 @@ class Project:
 
     @property
     def prefix(self) -> str:
-        return f"haops-{self.name}-"
+        """haops-<name>-<6 hex of the inventory's resolved path>-: a/vm.yml and b/vm.yml never share
+        domains or console logs."""
+        where = hashlib.sha256(str(self.inventory_path.resolve()).encode()).hexdigest()[:6]
+        return f"haops-{self.name}-{where}-"
 
     @property
     def known_hosts(self) -> Path:
@@ -78,37 +86,80 @@ def vagrantfile_dir() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def vagrant(project: Project, args: list[str], say: Say, timeout_s: int = UP_TIMEOUT_S) -> str:
+def vagrant(project: Project, args: list[str], say: Say, timeout_s: float = UP_TIMEOUT_S) -> str:
     """Run vagrant for the project, telling its progress lines; its whole output on failure."""
-    try:
-        process = subprocess.Popen(["vagrant", *args], env=project.environment(), stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True)
-    except FileNotFoundError:
-        raise UserError("vagrant is not installed: run scripts/setup.sh (Debian: vagrant, vagrant-libvirt)") from None
-    assert process.stdout is not None
+    process = start_vagrant(project, args)
     lines: list[str] = []
-    for raw in process.stdout:
+    deadline = time.monotonic() + timeout_s
+    for raw in lines_until(process, deadline):
         for line in raw.replace("\r", "\n").splitlines():
             if line.strip() and not NOISE.match(line):
                 lines.append(line)
                 if line.startswith("==> "):
                     say(line[4:])
-    try:
-        status = process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise UserError(f"vagrant {args[0]} took longer than {timeout_s} s") from None
+    status = wait_or_kill(process, args, deadline, timeout_s)
     if status != 0:
         raise UserError(f"vagrant {' '.join(args)} failed (exit {status}):\n" + "\n".join(lines[-25:]))
     return "\n".join(lines)
 
 
-def vagrant_quietly(project: Project, args: list[str], timeout_s: int = 120) -> str:
-    finished = subprocess.run(["vagrant", *args], env=project.environment(), capture_output=True, text=True,
-                              timeout=timeout_s)
-    if finished.returncode != 0:
-        raise UserError(f"vagrant {' '.join(args)} failed (exit {finished.returncode}): {finished.stderr.strip()[-600:]}")
-    return finished.stdout
+def vagrant_quietly(project: Project, args: list[str], timeout_s: float = 120) -> str:
+    process = start_vagrant(project, args, stderr=subprocess.PIPE)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise timed_out(process, args, timeout_s) from None
+    if process.returncode != 0:
+        raise UserError(f"vagrant {' '.join(args)} failed (exit {process.returncode}): {stderr.strip()[-600:]}")
+    return stdout
+
+
+def start_vagrant(project: Project, args: list[str], stderr: int = subprocess.STDOUT) -> subprocess.Popen[str]:
+    """vagrant in a session of its own, so a timeout ends it with every process it started."""
+    try:
+        return subprocess.Popen(["vagrant", *args], env=project.environment(), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True)
+    except FileNotFoundError:
+        raise UserError("vagrant is not installed: run scripts/setup.sh (Debian: vagrant, vagrant-libvirt)") from None
+
+
+def lines_until(process: subprocess.Popen[str], deadline: float) -> Iterator[str]:
+    """The process's output lines as they come, until it closes its output or the deadline passes."""
+    assert process.stdout is not None
+    queue = Queue[str | None]()
+    threading.Thread(target=read_into, args=(process.stdout, queue), daemon=True).start()
+    while True:
+        try:
+            line = queue.get(timeout=max(deadline - time.monotonic(), 0))
+        except Empty:
+            return
+        if line is None:
+            return
+        yield line
+
+
+def read_into(stream: IO[str], queue: Queue[str | None]) -> None:
+    for line in stream:
+        queue.put(line)
+    queue.put(None)
+
+
+def wait_or_kill(process: subprocess.Popen[str], args: list[str], deadline: float, timeout_s: float) -> int:
+    try:
+        return process.wait(timeout=max(deadline - time.monotonic(), 0))
+    except subprocess.TimeoutExpired:
+        raise timed_out(process, args, timeout_s) from None
+
+
+def timed_out(process: subprocess.Popen[str], args: list[str], timeout_s: float) -> UserError:
+    """Kill vagrant's whole process group (its provider's children too), reap it, and say so."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+    return UserError(f"vagrant {' '.join(args)} took longer than {timeout_s:g} s and was killed with its child "
+                     f"processes; see `haops vagrant status` and virsh list --all for what it left")
 
 
 def bring_up(project: Project, hosts: list[str], say: Say) -> None:
@@ -139,8 +190,24 @@ def keys_on_console(text: str) -> list[HostKey]:
     """The host keys of the VM's latest boot, as the haops box prints them on its console."""
     latest: dict[str, HostKey] = {}
     for kind, blob in HOST_KEY_LINE.findall(text):
-        latest[kind] = HostKey(kind, blob)
+        if key_blob_fields(blob)[:1] == [kind.encode()]:  # else kernel output cut into the line
+            latest[kind] = HostKey(kind, blob)
     return sorted(latest.values(), key=lambda k: k.kind)
+
+
+def key_blob_fields(blob: str) -> list[bytes]:
+    """An SSH public key blob's length-prefixed fields (its type first), or [] when the text is not
+    base64 or the fields do not fill it exactly."""
+    try:
+        data = base64.b64decode(blob, validate=True)
+    except ValueError:
+        return []
+    fields, at = [], 0
+    while at + 4 <= len(data):
+        size = int.from_bytes(data[at:at + 4], "big")
+        fields.append(data[at + 4:at + 4 + size])
+        at += 4 + size
+    return fields if at == len(data) else []
 
 
 def recorded_keys(known_hosts: Path) -> dict[str, list[HostKey]]:
@@ -155,23 +222,45 @@ def recorded_keys(known_hosts: Path) -> dict[str, list[HostKey]]:
 
 
 def record_host_keys(project: Project, vms: dict[str, VagrantHost], say: Say) -> None:
-    """Record each VM's keys once; refuse a VM whose keys differ from the recorded ones."""
+    """Record each VM's keys once; refuse a VM whose keys differ from the recorded ones, and, once
+    the others are recorded, every VM that has no keys to trust."""
     recorded = recorded_keys(project.known_hosts)
-    lines = []
+    lines, unknown = [], []
     for name, vm in vms.items():
-        keys = keys_on_console(read_console(project, name))
+        keys = trusted_keys(project, name, recorded.get(name), say)
         if not keys:
-            raise UserError(f"{name}: no host keys on its console ({project.console_log(name)}); is the box the haops "
-                            "box (`haops vagrant box build`)? Other boxes: record the keys yourself in "
-                            f"{project.known_hosts}")
-        known = recorded.get(name)
-        if known is not None and sorted(known, key=lambda k: k.kind) != keys:
-            raise UserError(f"{name}: its SSH host key changed since it was recorded ({known[0].fingerprint}); "
-                            f"if you rebuilt the VM yourself, run `haops vagrant down` first; otherwise find out why")
-        if known is None:
-            say(f"{name}: recorded host key {keys[0].kind} {keys[0].fingerprint} (from its console)")
+            unknown.append(name)
         lines += [f"{vm.hostname} {key.kind} {key.base64} {name}" for key in keys]
-    project.known_hosts.write_text("\n".join(lines) + "\n")
+    write_private(project.known_hosts, "".join(line + "\n" for line in lines))
+    if unknown:
+        raise UserError(how_to_record(project, {name: vms[name] for name in unknown}))
+
+
+def trusted_keys(project: Project, name: str, known: list[HostKey] | None, say: Say) -> list[HostKey]:
+    """The VM's keys from its console, checked against the recorded ones; the recorded ones when
+    its console shows none (a box other than haops'); none when there are neither."""
+    keys = keys_on_console(read_console(project, name))
+    known = sorted(known, key=lambda k: k.kind) if known else None
+    if not keys:
+        if known:
+            say(f"{name}: no host keys on its console; using the recorded {known[0].kind} {known[0].fingerprint}")
+        return known or []
+    if known is not None and known != keys:
+        raise UserError(f"{name}: its SSH host key changed since it was recorded ({known[0].fingerprint}); "
+                        f"if you rebuilt the VM yourself, run `haops vagrant down` first; otherwise find out why")
+    if known is None:
+        say(f"{name}: recorded host key {keys[0].kind} {keys[0].fingerprint} (from its console)")
+    return keys
+
+
+def how_to_record(project: Project, unknown: dict[str, VagrantHost]) -> str:
+    scans = "".join(f"  ssh-keyscan -p {vm.port} {vm.hostname} 2>/dev/null | sed 's/$/ {name}/' >> {project.known_hosts}\n"
+                    for name, vm in unknown.items())
+    return (f"no SSH host keys to trust for {', '.join(unknown)}: none on its console (only the haops box prints "
+            f"them there: `haops vagrant box build`) and none recorded before. {project.vm_inventory.name} is "
+            f"written, but haops refuses these hosts until their keys are in {project.known_hosts}. Record them "
+            "from this machine, over the VMs' isolated management network:\n"
+            f"{scans}then run `haops vagrant up -i {project.inventory_path}` again: it keeps them and checks them strictly.")
 
 
 def read_console(project: Project, host: str) -> str:
@@ -190,11 +279,37 @@ def write_vm_inventory(project: Project, vms: dict[str, VagrantHost]) -> None:
         spec["vars"]["ssh_known_hosts"] = str(project.known_hosts)
     header = (f"# Written by `haops vagrant up -i {project.inventory_path}`: that inventory, logging in to its VMs.\n"
               "# Edit the original; this file is written again at every `up`.\n")
-    project.vm_inventory.write_text(header + yaml.safe_dump(merged, sort_keys=False, default_flow_style=None))
+    write_private(project.vm_inventory, header + yaml.safe_dump(merged, sort_keys=False, default_flow_style=None))
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `path` 0600 whatever the umask (INV.vagrant.yml holds the inventory's secrets),
+    atomically: a temp file in the same directory, renamed over it."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w",
+                       encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def ssh_config_of(project: Project) -> dict[str, VagrantHost]:
     return parse_ssh_config(vagrant_quietly(project, ["ssh-config"]))
+
+
+def import_vms(project: Project, say: Say) -> dict[str, VagrantHost]:
+    """The running VMs into INV.vagrant.yml, then their host keys (the inventory is written even
+    when a VM's keys still have to be recorded by hand)."""
+    vms = ssh_config_of(project)
+    write_vm_inventory(project, vms)
+    record_host_keys(project, vms, say)
+    return vms
 
 
 # --- status and down -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network, ip_network
 from pathlib import Path
 
+from haops.errors import UserError
 from haops.inventory.model import Inventory
 from haops.vagrant import box, libvirt
 from haops.vagrant.plan import VmPlan
@@ -18,9 +19,10 @@ from haops.vagrant.plan import VmPlan
 OK, WARN, PROBLEM = "ok", "warning", "problem"
 TOOLS = {"vagrant": "vagrant", "virsh": "libvirt-clients", "libvirtd": "libvirt-daemon-system",
          "qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils", "dnsmasq": "dnsmasq-base"}
-MANAGEMENT_NETWORK = IPv4Network(os.environ.get("HAOPS_VM_MANAGEMENT", "10.213.20.0/24"))
+MANAGEMENT_ENV = "HAOPS_VM_MANAGEMENT"
+BRIDGE_KNOB = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
 LAB_RANGE = IPv4Network("10.213.0.0/16")
-PROBE_BRIDGE = "haopspf0"
+SBIN_DIRS = ("/usr/sbin", "/sbin")  # libvirtd lives there, outside a user's PATH
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,8 @@ def preflight(inventory: Inventory, planned: VmPlan, box_name: str) -> list[Find
 
 
 def tools() -> list[Finding]:
-    missing = [f"{tool} ({package})" for tool, package in TOOLS.items() if shutil.which(tool) is None]
+    path = os.pathsep.join([os.environ.get("PATH", ""), *SBIN_DIRS])
+    missing = [f"{tool} ({package})" for tool, package in TOOLS.items() if shutil.which(tool, path=path) is None]
     if missing:
         return [Finding("tools", PROBLEM, "missing: " + ", ".join(missing), "run scripts/setup.sh, or apt-get install them")]
     return [Finding("tools", OK, "vagrant, libvirt, QEMU and dnsmasq are installed")]
@@ -71,9 +74,9 @@ def driver(emulated: bool) -> Finding:
 
 def kvm_device() -> Finding:
     if libvirt.kvm_device_needs_udev_rule():
-        return Finding("/dev/kvm", WARN, "not root:kvm 0660 (no udev here): libvirt re-probes QEMU at every call, "
-                       "which cost 100-180 s per VM", "`haops vagrant up` sets it, as Debian's udev rule does")
-    return Finding("/dev/kvm", OK, "root:kvm 0660, or absent")
+        return Finding("/dev/kvm", WARN, "group kvm cannot read and write it (no udev here): libvirt re-probes QEMU at "
+                       "every call, which cost 100-180 s per VM", "`haops vagrant up` adds that, as Debian's udev rule does")
+    return Finding("/dev/kvm", OK, "group kvm reads and writes it, or it is absent")
 
 
 def box_state() -> Finding:
@@ -95,13 +98,25 @@ def memory(planned: VmPlan) -> Finding:
     return Finding("memory", OK, f"the VMs take {planned.memory_mib} MiB of {planned.machine.available_mib} MiB free")
 
 
-def bridge_filtering() -> Finding:
+def management_network() -> IPv4Network:
+    """The network Vagrant logs in to the VMs on (HAOPS_VM_MANAGEMENT, as the Vagrantfile reads it)."""
+    text = os.environ.get(MANAGEMENT_ENV, "10.213.20.0/24")
+    try:
+        return IPv4Network(text)
+    except ValueError as error:
+        raise UserError(f"{MANAGEMENT_ENV}={text!r} is not an IPv4 network such as 10.213.20.0/24: {error}") from None
+
+
+def bridge_filtering(knob: Path = BRIDGE_KNOB) -> Finding:
     """Bridged VM-to-VM traffic (VRRP adverts, LVS, DRBD) passes iptables' FORWARD chain when
     br_netfilter is loaded; a DROP policy there (Docker sets one) silently cuts the VMs apart."""
-    knob = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
     if not knob.exists() or knob.read_text().strip() != "1":
         return Finding("bridge filtering", OK, "bridged traffic does not pass iptables (no br_netfilter)")
-    policy = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True).stdout
+    try:
+        policy = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return Finding("bridge filtering", WARN, "br_netfilter sends bridged traffic through iptables, whose FORWARD "
+                       "policy could not be read (no iptables here)", "apt-get install iptables, and run preflight again")
     if "-P FORWARD DROP" in policy:
         return Finding("bridge filtering", PROBLEM, "br_netfilter sends bridged traffic through iptables, and FORWARD drops it: "
                        "VMs would not reach each other (no VRRP, no DRBD)", "sysctl -w net.bridge.bridge-nf-call-iptables=0")
@@ -111,7 +126,7 @@ def bridge_filtering() -> Finding:
 def needed_networks(inventory: Inventory) -> list[IPv4Network]:
     addresses = [host.address for host in inventory.hosts.values()]
     addresses += [nic for host in inventory.hosts.values() if host.vm for nic in host.vm.nics]
-    found = {MANAGEMENT_NETWORK} | {ip_network(f"{address}/24", strict=False) for address in addresses if address.version == 4}
+    found = {management_network()} | {ip_network(f"{address}/24", strict=False) for address in addresses if address.version == 4}
     return sorted(n for n in found if isinstance(n, IPv4Network))
 
 
@@ -119,10 +134,12 @@ def networks(inventory: Inventory) -> list[Finding]:
     existing = libvirt_networks()
     routes = json.loads(subprocess.run(["ip", "-j", "-4", "route", "show", "table", "main"], capture_output=True,
                                        text=True).stdout or "[]")
-    return [network_finding(network, existing, routes) for network in needed_networks(inventory)]
+    nat = management_network() if os.environ.get("HAOPS_VM_MANAGEMENT_NAT", "no") == "yes" else None
+    return [network_finding(network, existing, routes, nat_allowed=network == nat) for network in needed_networks(inventory)]
 
 
-def network_finding(network: IPv4Network, existing: dict[str, str], routes: list[dict[str, str]]) -> Finding:
+def network_finding(network: IPv4Network, existing: dict[str, str], routes: list[dict[str, str]],
+                    nat_allowed: bool = False) -> Finding:
     check = f"network {network}"
     if not network.subnet_of(LAB_RANGE):
         return Finding(check, PROBLEM, f"outside {LAB_RANGE}, the range nothing leaves this machine from",
@@ -130,6 +147,8 @@ def network_finding(network: IPv4Network, existing: dict[str, str], routes: list
     ours = next((xml for name, xml in existing.items() if f"address='{network[1]}'" in xml or
                  f'address="{network[1]}"' in xml), None)
     if ours is not None:
+        if "<forward" in ours and nat_allowed:
+            return Finding(check, OK, "exists in libvirt and NATs out, as HAOPS_VM_MANAGEMENT_NAT=yes asks")
         if "<forward" in ours:
             return Finding(check, PROBLEM, "exists in libvirt and forwards (NAT or routed) to the outside",
                            "virsh net-destroy it; haops makes its networks with no forwarding")
@@ -151,18 +170,30 @@ def libvirt_networks() -> dict[str, str]:
 
 
 def probe_network(network: IPv4Network, check: str) -> Finding:
-    """Make the isolated network for a moment, as vagrant-libvirt will, and take it down again."""
+    """Make the isolated network for a moment, as vagrant-libvirt will, and take it down again.
+    Named after this process, so concurrent preflights do not collide."""
     if not libvirt.responds():
         return Finding(check, OK, "free on this machine (libvirt is not running, so it was not tried)")
-    xml = (f"<network><name>haops-preflight</name><bridge name='{PROBE_BRIDGE}'/>"
+    name, bridge = f"haops-preflight-{os.getpid()}", f"haopspf{os.getpid()}"
+    xml = (f"<network><name>{name}</name><bridge name='{bridge}'/>"
            f"<ip address='{network[1]}' netmask='{network.netmask}'/></network>")
-    made = subprocess.run(["virsh", "-c", libvirt.SYSTEM_URI, "net-create", "/dev/stdin"], input=xml, capture_output=True,
-                          text=True)
+    made = virsh(["net-create", "/dev/stdin"], xml)
     if made.returncode != 0:
         return Finding(check, PROBLEM, f"libvirt cannot make it: {made.stderr.strip()[-300:]}",
                        "see /var/log/libvirt/libvirtd.log")
-    subprocess.run(["virsh", "-c", libvirt.SYSTEM_URI, "net-destroy", "haops-preflight"], capture_output=True)
+    destroyed = virsh(["net-destroy", name])
+    if destroyed.returncode != 0:
+        return Finding(check, PROBLEM, f"libvirt made it but could not take it down: {destroyed.stderr.strip()[-300:]}",
+                       f"virsh -c {libvirt.SYSTEM_URI} net-destroy {name}")
     return Finding(check, OK, "libvirt made it isolated (no forwarding) and took it down again")
+
+
+def virsh(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    argv = ["virsh", "-c", libvirt.SYSTEM_URI, *args]
+    try:
+        return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(argv, 124, "", f"virsh {args[0]} did not finish within 30 s")
 
 
 def safety_route() -> Finding:

@@ -61,7 +61,10 @@ def merge_into_inventory(inventory_text: str, vagrant_hosts: dict[str, VagrantHo
         raise UserError(f"no ssh-config for {', '.join(missing)}: run `vagrant up` for them first")
     for name, vm in vagrant_hosts.items():
         spec = hosts[name] if isinstance(hosts[name], dict) else {"address": hosts[name]}
-        variables = spec.setdefault("vars", {})
+        variables = spec.get("vars") or {}
+        if not isinstance(variables, dict):
+            raise UserError(f"host {name}: vars must be a mapping, not {type(variables).__name__}")
+        spec["vars"] = variables
         variables.update({"ssh_host": vm.hostname, "ssh_port": vm.port, "ssh_user": vm.user})
         if vm.identity:
             variables["ssh_key"] = vm.identity
