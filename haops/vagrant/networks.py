@@ -16,6 +16,7 @@ NAT and DNS for apt)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 from haops.errors import UserError
+from haops.inventory.model import Inventory
 from haops.vagrant import libvirt
 from haops.vagrant.box import Say
 
@@ -53,6 +55,22 @@ def private_name(subnet: IPv4Network) -> str:
 def wanted(subnets: list[IPv4Network], management: IPv4Network, management_nat: bool) -> list[Network]:
     made = [Network(private_name(s), s) for s in subnets if s != management]
     return made if management_nat else [Network(MANAGEMENT_NAME, management, dhcp=True), *made]
+
+
+def management_nat() -> bool:
+    return os.environ.get("HAOPS_VM_MANAGEMENT_NAT", "no") == "yes"
+
+
+def for_inventory(inventory: Inventory) -> list[Network]:
+    """The networks the inventory's VMs need; refused when one is outside the lab range."""
+    from haops.vagrant.preflight import LAB_RANGE, MANAGEMENT_NETWORK, needed_networks
+
+    subnets = needed_networks(inventory)
+    outside = [str(s) for s in subnets if not s.subnet_of(LAB_RANGE)]
+    if outside:
+        raise UserError(f"VM networks outside {LAB_RANGE}, the range nothing leaves this machine from: "
+                        f"{', '.join(outside)}; give the hosts (and HAOPS_VM_MANAGEMENT) addresses in {LAB_RANGE}")
+    return wanted(subnets, MANAGEMENT_NETWORK, management_nat())
 
 
 def virsh(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -91,8 +109,9 @@ def refusal(network: Network, xml: str, management_nat: bool) -> str | None:
     return None
 
 
-def ensure(networks: list[Network], state_dir: Path, management_nat: bool, say: Say) -> None:
+def ensure(networks: list[Network], state_dir: Path, say: Say) -> None:
     """Each network made isolated and started, or checked where it exists; refused when it forwards."""
+    nat = management_nat()
     made = recorded(state_dir)
     for network in networks:
         xml = described(network.name)
@@ -102,10 +121,10 @@ def ensure(networks: list[Network], state_dir: Path, management_nat: bool, say: 
             record(state_dir, made)
             say(f"network {network.name} ({network.subnet}): made isolated, without a DNS server")
             continue
-        why = refusal(network, xml, management_nat)
+        why = refusal(network, xml, nat)
         if why:
             raise UserError(why)
-        if serves_dns(xml) and not (management_nat and network.name == MANAGEMENT_NAME):
+        if serves_dns(xml) and not (nat and network.name == MANAGEMENT_NAME):
             say(f"note: network {network.name} exists with libvirt's DNS server on, which forwards names to this "
                 "machine's resolvers; `haops vagrant down` and `up` again make it without one")
         start(network.name)
@@ -149,9 +168,8 @@ def remove_unused(state_dir: Path, say: Say) -> None:
 
 def attached(name: str) -> bool:
     """Some domain, running or not, has an interface on the network."""
-    domains = virsh("list", "--all", "--name").stdout.split()
     return any(f"network='{name}'" in xml or f'network="{name}"' in xml
-               for xml in (virsh("dumpxml", d).stdout for d in domains))
+               for xml in (virsh("dumpxml", domain).stdout for domain in libvirt.domains()))
 
 
 def recorded(state_dir: Path) -> set[str]:
