@@ -99,3 +99,17 @@ def test_84_fencing_is_in_disk_not_net() -> None:
 
 def test_84_ipv6_address_is_bracketed_with_its_family() -> None:
     assert "address ipv6 [fd00:213::52]:7789;" in rendered('    version: "8.4"')
+
+
+@pytest.mark.parametrize("line", [
+    "block drbd0: Split-Brain detected but unresolved, dropping connection!",            # Linux 6.1 (Debian 12)
+    "drbd r0/0 drbd0: Split-Brain detected but unresolved, dropping connection!",        # Linux 6.2 and later
+    "drbd r0: Split-Brain detected but unresolved, dropping connection!",
+])
+def test_84_split_brain_is_read_from_the_kernel_log_of_any_kernel(line: str) -> None:
+    from haops.targets.drbd import v84
+
+    resource = inventory.parse("hosts:\n  s1: {address: 10.213.0.51}\n  s2: {address: 10.213.0.52}\n"
+                               "drbd:\n  r0: {nodes: [s1, s2], disk: /dev/vdb, version: '8.4'}\n", "drbd.yml").drbd["r0"]
+    assert v84.parse_kernel_log(f"[ 12.3] {line}", resource, "s2").split_brain == frozenset([("r0", "s2")])
+    assert v84.parse_kernel_log(f"[ 12.3] {line.replace('r0', 'r1').replace('drbd0', 'drbd1')}", resource, "s2").split_brain == frozenset()

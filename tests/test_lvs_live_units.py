@@ -230,3 +230,18 @@ def test_a_dr_real_servers_responder_also_listens_on_the_vip(tmp_path: Path) -> 
     assert ("10.213.0.101", 9443) not in listens      # app is NAT: the director rewrites to web1's address
     text = responder.TARGET.render(inv, "web1", RenderContext())[0].text
     assert "listen 10.213.0.100:80;" in text
+
+
+KEEPALIVED_CASE = GOLDEN / "lvs" / "wrr-nat-http" / "inventory.yml"  # health checks: keepalived directs
+
+
+def test_keepalived_proof_needs_its_services_in_the_table_where_ipvs_exists(tmp_path: Path, host: dict[str, str]) -> None:
+    proof = keepalived.virtual_servers_proof(inventory.load(KEEPALIVED_CASE), "lb1", proc=str(tmp_path / "log"))
+    assert sh(proof, with_table(host, "-A -t 10.213.0.100:80 -s wrr\n")).returncode == 0
+    assert sh(proof, with_table(host, "-A -t 10.213.0.101:80 -s wrr\n")).returncode == 1
+
+
+def test_keepalived_proof_holds_where_the_kernel_has_no_ipvs(tmp_path: Path, host: dict[str, str]) -> None:
+    """The namespace lab: no /proc/net/ip_vs, no module to load; apply must not roll keepalived back."""
+    proof = keepalived.virtual_servers_proof(inventory.load(KEEPALIVED_CASE), "lb1", proc=str(tmp_path / "absent"))
+    assert sh(proof, with_table(host, "")).returncode == 0

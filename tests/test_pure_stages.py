@@ -196,3 +196,18 @@ def test_select_hosts(case: dict[str, Any], example: Inventory) -> None:
         assert case["error"] in str(raised.value)
     else:
         assert select_hosts(example, case["limit"]) == case["hosts"]
+
+
+def test_apply_enables_what_it_starts_and_a_drill_only_starts_and_stops() -> None:
+    """Under systemd apply enables a daemon it starts (and a rollback or retire disables it); a
+    drill's stop fault must not: an aborted drill would leave the unit disabled across reboots,
+    and the restart loop would time systemd's configuration reloads as downtime."""
+    from haops.targets import get_target
+    from haops.targets.daemon import SYSTEMD
+
+    haproxy = get_target("haproxy")
+    assert haproxy.daemon is not None
+    assert haproxy.activate(SYSTEMD, False, []) == "systemctl enable --quiet --now haproxy"
+    assert haproxy.stop(SYSTEMD) == "systemctl disable --quiet --now haproxy"
+    assert haproxy.daemon.start_command(SYSTEMD) == "systemctl start haproxy"
+    assert haproxy.daemon.stop_command(SYSTEMD) == "systemctl stop haproxy"

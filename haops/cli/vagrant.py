@@ -128,7 +128,7 @@ def up(inventory: Path = InventoryPath, emulated: bool | None = EmulatedOption, 
     import time
 
     from haops.lab.network import install_safety_route
-    from haops.vagrant import libvirt, machines
+    from haops.vagrant import libvirt, machines, networks
     from haops.vagrant.plan import Machine, vm_plan
 
     inv = load_inventory(inventory)
@@ -146,6 +146,7 @@ def up(inventory: Path = InventoryPath, emulated: bool | None = EmulatedOption, 
             "at every call)")
     for daemon in libvirt.ensure_running():
         say(f"started {daemon.name} (pid {daemon.pid}); `haops vagrant down` stops it")
+    networks.ensure(networks.for_inventory(inv), project.state_dir, say)
     machines.bring_up(project, list(inv.hosts), say)
     vms = machines.import_vms(project, say)
     out().print(f"{len(vms)} VMs up in {time.monotonic() - started:.0f} s; apply with: haops apply -i {project.vm_inventory}")
@@ -180,11 +181,13 @@ def down(inventory: Path = InventoryPath) -> None:
     libvirt if `up` started it and no VM is left."""
     import time
 
-    from haops.vagrant import libvirt, machines
+    from haops.vagrant import libvirt, machines, networks
 
     project = vagrant_project(inventory, None, None)
     say = timed_say(time.monotonic())
     machines.tear_down(project, say)
+    if libvirt.responds():
+        networks.remove_unused(project.state_dir, say)
     if not libvirt.domains():
         for daemon in libvirt.stop_what_haops_started():
             say(f"stopped {daemon.name} (pid {daemon.pid}), which `haops vagrant up` had started")

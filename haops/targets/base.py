@@ -199,7 +199,7 @@ class Target:
     def activate(self, init: str, live: bool, files: list[RenderedFile]) -> str:
         if self.daemon is None:
             return ALWAYS
-        return self.daemon.reload_command(init) if live else self.daemon.start_command(init)
+        return self.daemon.reload_command(init) if live else self.daemon.enable_and_start_command(init)
 
     def proof(self, inventory: Inventory, host: str, files: list[RenderedFile], before: str | None) -> str:
         """Running, its workers replaced when it ran before (the old ones no longer listening),
@@ -218,7 +218,7 @@ class Target:
         return None
 
     def stop(self, init: str) -> str | None:
-        return self.daemon.stop_command(init) if self.daemon else None
+        return self.daemon.stop_and_disable_command(init) if self.daemon else None
 
     # Leftovers are removed by apply itself when they keep steering traffic (iptables' jumps),
     # else only by `haops prune`.

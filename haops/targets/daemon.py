@@ -76,9 +76,16 @@ class Daemon:
                 f"|| ( {self.holds_port(port, address)} ); }}")
 
     def start_command(self, init: str) -> str:
-        if init == SYSTEMD and self.unit:  # enabled too: a daemon haops runs comes back after a reboot
-            return f"systemctl enable --quiet --now {self.unit}"
+        """Shell: start it, and nothing more (a drill's fault, a test's restart)."""
+        if init == SYSTEMD and self.unit:
+            return f"systemctl start {self.unit}"
         return f"{self.prepare} && {self.start}"
+
+    def enable_and_start_command(self, init: str) -> str:
+        """Shell: start it as apply makes it live; under systemd also enabled, so it comes back after a reboot."""
+        if init == SYSTEMD and self.unit:
+            return f"systemctl enable --quiet --now {self.unit}"
+        return self.start_command(init)
 
     def reload_command(self, init: str) -> str:
         if init == SYSTEMD and self.unit:
@@ -90,9 +97,16 @@ class Daemon:
         return f"for i in $(seq {seconds * 10}); do ( {self.running()} ) || exit 0; sleep 0.1; done; exit 1"
 
     def stop_command(self, init: str) -> str:
+        """Shell: stop it, and nothing more: a drill's stop leaves the unit enabled."""
+        if init == SYSTEMD and self.unit:
+            return f"systemctl stop {self.unit}"
+        return f'm={self.master_pid()}; [ -z "$m" ] || kill "$m"'
+
+    def stop_and_disable_command(self, init: str) -> str:
+        """Shell: stop it as a rollback or a retire does; under systemd also disabled, so a reboot does not bring it back."""
         if init == SYSTEMD and self.unit:
             return f"systemctl disable --quiet --now {self.unit}"
-        return f'm={self.master_pid()}; [ -z "$m" ] || kill "$m"'
+        return self.stop_command(init)
 
 
 def log_size(path: str) -> str:

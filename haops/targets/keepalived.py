@@ -45,6 +45,7 @@ from haops.targets.base import (
 )
 from haops.targets.daemon import Daemon
 from haops.targets.lvs import decimal_seconds, keepalived_directs, virtual_server_blocks, virtual_services
+from haops.targets.lvs.ipvs import IPVS_PROC, cannot_load_ipvs
 
 CONFIG = "/etc/keepalived/keepalived.conf"
 SCRATCH = "/.haops-scratch/keepalived/keepalived.conf"
@@ -173,14 +174,16 @@ def instances_proof(inventory: Inventory, host: str) -> str:
     return f"{dump_now()} && {dump_lists(instances_on(inventory, host), STATE_DUMP)}"
 
 
-def virtual_servers_proof(inventory: Inventory, host: str) -> str:
-    """Shell: IPVS lists each virtual service keepalived directs here. A director without VRRP
-    instances runs only keepalived's checker process, which writes no VRRP state dump, so this
-    is its proof. Real servers are not compared: health checks add and remove them."""
+def virtual_servers_proof(inventory: Inventory, host: str, proc: str = IPVS_PROC) -> str:
+    """Shell: IPVS lists each virtual service keepalived directs here, or this kernel can hold no
+    IPVS table at all (a namespace lab: the lvs target says so at activation). A director without
+    VRRP instances runs only keepalived's checker process, which writes no VRRP state dump, so
+    this is its proof. Real servers are not compared: health checks add and remove them."""
     if not keepalived_directs(inventory, host):
         return "true"
     heads = [f"-A -t {endpoint(service.address, service.port)} " for service in virtual_services(inventory, host)]
-    return " && ".join(f"ipvsadm -S -n | grep -qF -- {shlex.quote(head)}" for head in heads) or "true"
+    listed = " && ".join(f"ipvsadm -S -n | grep -qF -- {shlex.quote(head)}" for head in heads) or "true"
+    return f"if [ -e {proc} ]; then {listed}; else {cannot_load_ipvs(proc)}; fi"
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ drbdadm-84 writes v08 metadata (`drbdmeta MINOR v08 ...`), the DRBD 9 drbdadm v0
 An 8.4 resource has one connection, and drbdsetup-84 names it `peer` in `status` and
 `conn-name:peer peer-node-id:0` in events2 (user/v84/drbdsetup.c, connection_status and
 event_key): haops renames it to the other node's host name, so the rest reads both versions
-alike. Its kernel messages name the device (`block drbd0: ...`) or the resource
-(`drbd r0: ...`), never the peer (the kernel's drbd_int.h in Linux, drbd_printk).
+alike. Its kernel messages name the device (`block drbd0: ...`; `drbd r0/0 drbd0: ...` from
+Linux 6.2) or the resource (`drbd r0: ...`), never the peer (the kernel's drbd_int.h in Linux,
+drbd_printk).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def drbdsetup(resource: DrbdResource) -> str:
 def kernel_log_prefixes(resource: DrbdResource) -> tuple[str, ...]:
     """The kernel log lines about the resource start with one of these."""
     if is_84(resource):
-        return f"drbd {resource.name}: ", f"block drbd{resource.minor}: "
+        # Linux 6.2 and later name a device `drbd r0/0 drbd0: ` ("drbd: introduce dynamic debug")
+        return f"drbd {resource.name}: ", f"block drbd{resource.minor}: ", f"drbd {resource.name}/"
     return (f"drbd {resource.name}",)
 
 

@@ -1,0 +1,78 @@
+"""The VMs' libvirt networks as haops makes and checks them (haops/vagrant/networks.py): isolated,
+no DNS server, names the Vagrantfile agrees with; the refusals of networks that would leak."""
+
+from __future__ import annotations
+
+import subprocess
+from ipaddress import IPv4Network
+from pathlib import Path
+
+import pytest
+
+from haops.vagrant import networks
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parent.parent
+MANAGEMENT = IPv4Network("10.213.20.0/24")
+SUBNETS = [IPv4Network("10.213.21.0/24"), IPv4Network("10.213.22.0/24")]
+
+
+def test_every_network_is_made_without_forwarding_and_without_dns() -> None:
+    for network in networks.wanted(SUBNETS, MANAGEMENT, management_nat=False):
+        xml = network.xml()
+        assert "<forward" not in xml and "<dns enable='no'/>" in xml
+        assert f"<ip address='{network.subnet[1]}' netmask='255.255.255.0'>" in xml
+
+
+def test_only_the_management_network_hands_out_addresses() -> None:
+    made = {n.name: n for n in networks.wanted(SUBNETS, MANAGEMENT, management_nat=False)}
+    assert list(made) == ["haops-management", "haops-10-213-21", "haops-10-213-22"]
+    assert "<range start='10.213.20.128' end='10.213.20.254'/>" in made["haops-management"].xml()
+    assert "<dhcp>" not in made["haops-10-213-22"].xml()
+
+
+def test_a_nat_management_network_is_left_to_vagrant() -> None:
+    assert [n.name for n in networks.wanted(SUBNETS, MANAGEMENT, management_nat=True)] == ["haops-10-213-21", "haops-10-213-22"]
+
+
+def test_the_names_are_the_vagrantfiles() -> None:
+    script = "require ARGV[0]; puts network_of('10.213.22.21')[:name]"
+    named = subprocess.run(["ruby", "-e", script, str(ROOT / "scripts" / "vagrant_vms.rb")], capture_output=True,
+                           text=True, check=True, timeout=30).stdout.strip()
+    assert named == networks.private_name(IPv4Network("10.213.22.0/24")) == "haops-10-213-22"
+
+
+NAT_XML = "<network><name>haops-10-213-22</name><forward mode='nat'/><ip address='10.213.22.1' netmask='255.255.255.0'/></network>"
+ISOLATED_XML = "<network><name>haops-10-213-22</name><dns enable='no'/><ip address='10.213.22.1' netmask='255.255.255.0'/></network>"
+
+
+def test_an_existing_network_that_forwards_is_refused() -> None:
+    network = networks.Network("haops-10-213-22", IPv4Network("10.213.22.0/24"))
+    why = networks.refusal(network, NAT_XML, management_nat=False)
+    assert why is not None and "forwards to the outside" in why and "virsh net-destroy haops-10-213-22" in why
+    assert networks.refusal(network, ISOLATED_XML, management_nat=False) is None
+
+
+def test_only_the_management_network_may_nat_and_only_when_asked() -> None:
+    management = networks.Network("haops-management", MANAGEMENT, dhcp=True)
+    xml = NAT_XML.replace("haops-10-213-22", "haops-management").replace("10.213.22.1", "10.213.20.1")
+    assert networks.refusal(management, xml, management_nat=True) is None
+    assert networks.refusal(management, xml, management_nat=False) is not None
+
+
+def test_an_existing_network_on_another_address_is_refused() -> None:
+    network = networks.Network("haops-10-213-22", IPv4Network("10.213.22.0/24"))
+    why = networks.refusal(network, ISOLATED_XML.replace("10.213.22.1", "10.213.99.1"), management_nat=False)
+    assert why is not None and "another address" in why
+
+
+def test_dns_is_seen_on_unless_disabled() -> None:
+    assert networks.serves_dns(NAT_XML) and not networks.serves_dns(ISOLATED_XML)
+
+
+def test_the_record_of_made_networks_round_trips_and_empties(tmp_path: Path) -> None:
+    networks.record(tmp_path, {"haops-10-213-22", "haops-management"})
+    assert networks.recorded(tmp_path) == {"haops-10-213-22", "haops-management"}
+    networks.record(tmp_path, set())
+    assert not (tmp_path / networks.RECORD).exists() and networks.recorded(tmp_path) == set()
