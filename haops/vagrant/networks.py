@@ -63,14 +63,14 @@ def management_nat() -> bool:
 
 def for_inventory(inventory: Inventory) -> list[Network]:
     """The networks the inventory's VMs need; refused when one is outside the lab range."""
-    from haops.vagrant.preflight import LAB_RANGE, MANAGEMENT_NETWORK, needed_networks
+    from haops.vagrant.preflight import LAB_RANGE, management_network, needed_networks
 
     subnets = needed_networks(inventory)
     outside = [str(s) for s in subnets if not s.subnet_of(LAB_RANGE)]
     if outside:
         raise UserError(f"VM networks outside {LAB_RANGE}, the range nothing leaves this machine from: "
                         f"{', '.join(outside)}; give the hosts (and HAOPS_VM_MANAGEMENT) addresses in {LAB_RANGE}")
-    return wanted(subnets, MANAGEMENT_NETWORK, management_nat())
+    return wanted(subnets, management_network(), management_nat())
 
 
 def virsh(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -131,10 +131,12 @@ def needed_networks(inventory: Inventory) -> list[IPv4Network]:
 
 
 def networks(inventory: Inventory) -> list[Finding]:
+    from haops.vagrant.networks import management_nat
+
     existing = libvirt_networks()
     routes = json.loads(subprocess.run(["ip", "-j", "-4", "route", "show", "table", "main"], capture_output=True,
                                        text=True).stdout or "[]")
-    nat = management_network() if os.environ.get("HAOPS_VM_MANAGEMENT_NAT", "no") == "yes" else None
+    nat = management_network() if management_nat() else None
     return [network_finding(network, existing, routes, nat_allowed=network == nat) for network in needed_networks(inventory)]
 
 
