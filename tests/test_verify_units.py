@@ -137,3 +137,31 @@ def test_a_failed_request_is_counted_once(backend: str, tmp_path: Path, parallel
     assert Counter((r.code, r.backend) for r in responses) == {
         (200, "local"): 4 * parallel, (503, "-"): 1 * parallel, (0, "-"): 3 * parallel}
     assert by_backend(responses) == Counter(local=4 * parallel)
+
+
+class AnsweringContext:
+    """A VerifyContext stand-in whose hosts answer a shell test with `answer`, or cannot be reached."""
+
+    def __init__(self, answer: str | None) -> None:
+        self.answer = answer
+
+    def sh(self, host: str, script: str, timeout_s: float = 120) -> str:
+        from haops.transport import HostFailure
+
+        if self.answer is None:
+            raise HostFailure(f"{host}: connection refused")
+        return self.answer + "\n"
+
+
+@pytest.mark.parametrize("answer, status", [("yes", None), ("no", "skip"), (None, "fail")])
+def test_lvs_traffic_is_measured_skipped_without_ipvs_and_failed_when_unreachable(answer: str | None, status: str | None) -> None:
+    from haops import inventory
+    from haops.verify.behaviour import promised
+    from haops.verify.run import cannot_measure
+    from tests.conftest import GOLDEN
+
+    service = inventory.load(GOLDEN / "lvs" / "ipvsadm-director-dr" / "inventory.yml").services["app"]
+    result = cannot_measure(AnsweringContext(answer), service, promised(service))  # type: ignore[arg-type]
+    assert (result and result.status) == status
+    if status == "fail":
+        assert result is not None and "connection refused" in result.observed

@@ -21,9 +21,9 @@ Progress = Callable[[str], None]
 def traffic_checks(ctx: VerifyContext) -> list[Callable[[], CheckResult | list[CheckResult]]]:
     """Undisturbed measurements first (splits, then cookies), failures last, so no fault skews a split."""
     promised = [(s, behaviour.promised(s)) for s in ctx.inventory.services.values()]
-    measurable = [(s, p) for s, p in promised if can_measure(ctx, s, p)]
-    checks: list[Callable[[], CheckResult | list[CheckResult]]] = [
-        partial(unsupported, s, p) for s, p in promised if (s, p) not in measurable]
+    unmeasured = {s.name: result for s, p in promised if (result := cannot_measure(ctx, s, p)) is not None}
+    measurable = [(s, p) for s, p in promised if s.name not in unmeasured]
+    checks: list[Callable[[], CheckResult | list[CheckResult]]] = [partial(_as_is, r) for r in unmeasured.values()]
     checks += [partial(behaviour.distribution, ctx, s, p) for s, p in measurable]
     checks += [partial(behaviour.stickiness, ctx, s) for s, _ in measurable if s.sticky == "cookie"]
     checks += [partial(behaviour.health, ctx, s) for s, p in measurable if p.dead_backend]
@@ -34,15 +34,21 @@ def traffic_checks(ctx: VerifyContext) -> list[Callable[[], CheckResult | list[C
     return checks
 
 
-def can_measure(ctx: VerifyContext, service: Service, promise: TrafficPromise) -> bool:
-    """The balancer promises traffic it can show: unconditionally, or where its hosts pass its test."""
+def cannot_measure(ctx: VerifyContext, service: Service, promise: TrafficPromise) -> CheckResult | None:
+    """None when the balancer's traffic can be measured; else why not: a SKIP where it cannot show
+    it (no ip_vs in the kernel, say), a FAIL where a balancer host could not even be asked."""
     if promise.requires is None:
-        return promise.unsupported is None
+        return None if promise.unsupported is None else unsupported(service, promise)
     test = f"if {promise.requires}; then echo yes; else echo no; fi"
     try:
-        return all(ctx.sh(host, test).strip() == "yes" for host in service.hosts)
-    except HostFailure:
-        return False
+        answers = [ctx.sh(host, test).strip() for host in service.hosts]
+    except HostFailure as exc:
+        return CheckResult("traffic", service.name, f"{service.balancer} balances", f"its hosts could not be asked: {exc}", FAIL)
+    return None if all(answer == "yes" for answer in answers) else unsupported(service, promise)
+
+
+def _as_is(result: CheckResult) -> CheckResult:
+    return result
 
 
 def unsupported(service: Service, promise: TrafficPromise) -> CheckResult:
