@@ -20,6 +20,8 @@ from haops.targets.base import ALWAYS, NOTICE, RenderContext, RenderedFile
 from haops.targets.lvs import ipvs
 from tests.conftest import GOLDEN
 
+pytestmark = pytest.mark.unit
+
 DIRECTOR_CASE = GOLDEN / "lvs" / "ipvsadm-director-dr" / "inventory.yml"
 
 # What `ipvsadm -S -n` prints once the ipvsadm-director-dr file is loaded: 10.213.0.100 sorts

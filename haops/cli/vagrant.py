@@ -38,9 +38,9 @@ def plan(
 ) -> None:
     """Each host's VM (vm: {cpus, memory, disks}) and the sum against this machine's memory and CPUs:
     a warning when they overcommit it, exit 1 when they cannot all run at once."""
-    from haops.vagrant.plan import Machine, emulated_by_default, vm_plan
+    from haops.vagrant.plan import Machine, vm_plan
 
-    planned = vm_plan(load_inventory(inventory), Machine.this(), emulated_by_default() if emulated is None else emulated)
+    planned = vm_plan(load_inventory(inventory), Machine.this(), driver_emulated(emulated))
     refusal = planned.refusal()
     if as_json:
         out().print_json(json.dumps(plan_json(planned)))
