@@ -99,6 +99,12 @@ def test_the_recipe_changes_with_what_goes_into_the_box() -> None:
     assert base.digest() != box.BoxRecipe("http://other/debian", ("haproxy",)).digest()
 
 
+def test_the_recipe_changes_with_the_files_written_into_the_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    base = box.BoxRecipe("http://deb.debian.org/debian", ("haproxy",)).digest()
+    monkeypatch.setitem(box.CONFIGURED_FILES, "etc/fstab", "/dev/vda / ext4 defaults 0 1\n")
+    assert box.BoxRecipe("http://deb.debian.org/debian", ("haproxy",)).digest() != base
+
+
 def test_the_vm_inventory_with_its_secrets_is_written_0600_whatever_the_umask(tmp_path: Path) -> None:
     vm = project(tmp_path)
     vm.inventory_path.write_text("vars: {keepalived_auth_pass: s3cret}\nhosts:\n  real1: {address: 10.213.22.21}\n")

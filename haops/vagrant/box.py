@@ -60,7 +60,7 @@ class BoxRecipe:
     def digest(self) -> str:
         """Names the build: changes when anything that goes into the box changes."""
         parts = {"suite": self.suite, "mirror": self.mirror, "packages": sorted(self.packages), "disk": self.disk_gib,
-                 "cmdline": KERNEL_CMD_LINE, "configure": first_boot_script("KEY"),
+                 "cmdline": KERNEL_CMD_LINE, "configure": first_boot_script("KEY"), "configured": CONFIGURED_FILES,
                  "files": {name: (template_root() / "vagrant" / name).read_text() for name in BOX_TEMPLATES}}
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -275,13 +275,20 @@ def install_packages(root: Path, wanted: BoxRecipe) -> None:
     (root / "var/lib/apt/lists/partial").mkdir(parents=True)
 
 
+# The files configure() writes into the image, by path under its root.
+CONFIGURED_FILES = {
+    "etc/hostname": "haops-box\n",
+    "etc/hosts": "127.0.0.1 localhost\n127.0.1.1 haops-box\n::1 localhost ip6-localhost ip6-loopback\n",
+    "etc/fstab": "/dev/vda / ext4 errors=remount-ro 0 1\n",
+    "etc/network/interfaces": ("source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n\n"
+                               "allow-hotplug eth0\niface eth0 inet dhcp\n"),
+    "etc/sudoers.d/vagrant": "vagrant ALL=(ALL) NOPASSWD: ALL\n",
+}
+
+
 def configure(root: Path, wanted: BoxRecipe) -> None:
-    (root / "etc/hostname").write_text("haops-box\n")
-    (root / "etc/hosts").write_text("127.0.0.1 localhost\n127.0.1.1 haops-box\n::1 localhost ip6-localhost ip6-loopback\n")
-    (root / "etc/fstab").write_text("/dev/vda / ext4 errors=remount-ro 0 1\n")
-    (root / "etc/network/interfaces").write_text(
-        "source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n\nallow-hotplug eth0\niface eth0 inet dhcp\n")
-    (root / "etc/sudoers.d/vagrant").write_text("vagrant ALL=(ALL) NOPASSWD: ALL\n")
+    for path, text in CONFIGURED_FILES.items():
+        (root / path).write_text(text)
     (root / "etc/sudoers.d/vagrant").chmod(0o440)
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
