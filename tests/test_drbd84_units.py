@@ -113,3 +113,13 @@ def test_84_split_brain_is_read_from_the_kernel_log_of_any_kernel(line: str) -> 
                                "drbd:\n  r0: {nodes: [s1, s2], disk: /dev/vdb, version: '8.4'}\n", "drbd.yml").drbd["r0"]
     assert v84.parse_kernel_log(f"[ 12.3] {line}", resource, "s2").split_brain == frozenset([("r0", "s2")])
     assert v84.parse_kernel_log(f"[ 12.3] {line.replace('r0', 'r1').replace('drbd0', 'drbd1')}", resource, "s2").split_brain == frozenset()
+
+
+def test_84_tools_run_without_their_version_mismatch_warning() -> None:
+    from haops.targets.drbd import v84
+
+    yaml = "hosts:\n  s1: {address: 10.213.0.51}\n  s2: {address: 10.213.0.52}\ndrbd:\n  r0: {nodes: [s1, s2], disk: /dev/vdb%s}\n"
+    old = inventory.parse(yaml % ", version: '8.4'", "drbd.yml").drbd["r0"]
+    new = inventory.parse(yaml % "", "drbd.yml").drbd["r0"]
+    assert v84.quietly(old, "drbdadm-84 up r0").splitlines() == ["export DRBD_DONT_WARN_ON_VERSION_MISMATCH=1", "drbdadm-84 up r0"]
+    assert v84.quietly(new, "drbdadm up r0") == "drbdadm up r0"

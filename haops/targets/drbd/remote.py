@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from haops.inventory.model import DrbdResource
 from haops.secrets import mask_line
+from haops.targets.drbd import v84
 from haops.targets.drbd.facts import NodeFacts, fact_script, parse_node_facts
 from haops.targets.drbd.lifecycle import Step, hosts_of
 from haops.transport import Connections, HostFailure
@@ -29,7 +30,7 @@ def gather(resource: DrbdResource, connections: Connections, inspect_disk: bool 
     def read(host: str) -> tuple[str, NodeFacts | str]:
         disk = next(n.disk for n in resource.nodes if n.host == host)
         try:
-            ran = connections.runner(host)(fact_script(resource, disk, inspect_disk))
+            ran = connections.runner(host)(v84.quietly(resource, fact_script(resource, disk, inspect_disk)))
         except HostFailure as exc:
             return host, str(exc)
         return host, parse_node_facts(host, ran.stdout, resource)
@@ -55,7 +56,7 @@ def run_steps(steps: list[Step], resource: DrbdResource, connections: Connection
     for step in steps:
         progress(step)
         try:
-            ran = connections.runner(step.host)(step.script)
+            ran = connections.runner(step.host)(v84.quietly(resource, step.script))
             result = StepResult(step, ran.code, without_secret((ran.stdout + ran.stderr).strip(), resource))
         except HostFailure as exc:
             result = StepResult(step, 255, str(exc))

@@ -35,6 +35,13 @@ def is_84(resource: DrbdResource) -> bool:
     return resource.version == VERSION
 
 
+def quietly(resource: DrbdResource, script: str) -> str:
+    """The script without the 8.4 tools' warning at every call ("DRBD module version: 8.4.11,
+    userland version: 9.22.0, mixing different major numbers will not work!"): haops runs the
+    8.4 tools on purpose, so the warning is noise in every message it shows."""
+    return f"export DRBD_DONT_WARN_ON_VERSION_MISMATCH=1\n{script}" if is_84(resource) else script
+
+
 def drbdadm(resource: DrbdResource) -> str:
     return DRBDADM if is_84(resource) else "drbdadm"
 
