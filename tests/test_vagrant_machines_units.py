@@ -72,6 +72,7 @@ def test_a_vm_with_no_keys_at_all_is_refused_with_how_to_record_them(tmp_path: P
     real2 = VagrantHost("real2", "10.213.20.6", "vagrant", 22, None)
     monkeypatch.setattr(machines, "ssh_config_of", lambda _p: {"real1": REAL1, "real2": real2})
     monkeypatch.setattr(machines, "read_console", lambda _p, host: console(ED) if host == "real1" else "")
+    monkeypatch.setattr(machines, "CONSOLE_KEYS_WAIT_S", 0)
     with pytest.raises(UserError, match="no SSH host keys to trust for real2") as refused:
         machines.import_vms(vm, print)
     assert f"ssh-keyscan -p 22 10.213.20.6 2>/dev/null | sed 's/$/ real2/' >> {vm.known_hosts}" in str(refused.value)
@@ -165,3 +166,14 @@ def test_a_mirror_debootstrap_cannot_use_falls_back_to_the_default(tmp_path: Pat
 def test_a_key_line_garbled_by_kernel_output_is_ignored(garbled: str) -> None:
     assert machines.keys_on_console(console(ED) + garbled) == [machines.HostKey("ssh-ed25519", ED)]
     assert machines.keys_on_console(garbled) == []
+
+
+def test_keys_that_reach_the_console_late_are_waited_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seen on the VMs: a VM up by Vagrant's word whose console did not hold its keys yet."""
+    vm = project(tmp_path)
+    vm.state_dir.mkdir(parents=True)
+    reads = iter(["", "[  OK  ] Started getty\r\n", console(ED)])
+    monkeypatch.setattr(machines, "read_console", lambda _p, _h: next(reads))
+    monkeypatch.setattr(machines.time, "sleep", lambda _s: None)
+    machines.record_host_keys(vm, {"real1": REAL1}, [].append)
+    assert vm.known_hosts.read_text() == f"10.213.20.5 ssh-ed25519 {ED} real1\n"

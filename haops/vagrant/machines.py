@@ -34,6 +34,7 @@ Say = Callable[[str], None]
 CONSOLE_DIR = Path("/var/log/libvirt/qemu")
 HOST_KEY_LINE = re.compile(r"haops-host-key: (\S+) (\S+)")
 UP_TIMEOUT_S = 1800
+CONSOLE_KEYS_WAIT_S = 60  # after `up`, for a VM whose console shows no keys yet
 # Vagrant's own chatter that says nothing about progress: upload percentages, domain settings.
 NOISE = re.compile(r"^(Progress: |\s*-- |.*:\s+-- |.*(No version detected for|generating a local metadata|See https://www.vagrantup.com/docs/boxes/format))")
 
@@ -239,7 +240,7 @@ def record_host_keys(project: Project, vms: dict[str, VagrantHost], say: Say) ->
 def trusted_keys(project: Project, name: str, known: list[HostKey] | None, say: Say) -> list[HostKey]:
     """The VM's keys from its console, checked against the recorded ones; the recorded ones when
     its console shows none (a box other than haops'); none when there are neither."""
-    keys = keys_on_console(read_console(project, name))
+    keys = console_keys(project, name, wait_s=0 if known else CONSOLE_KEYS_WAIT_S)
     known = sorted(known, key=lambda k: k.kind) if known else None
     if not keys:
         if known:
@@ -261,6 +262,15 @@ def how_to_record(project: Project, unknown: dict[str, VagrantHost]) -> str:
             f"written, but haops refuses these hosts until their keys are in {project.known_hosts}. Record them "
             "from this machine, over the VMs' isolated management network:\n"
             f"{scans}then run `haops vagrant up -i {project.inventory_path}` again: it keeps them and checks them strictly.")
+
+
+def console_keys(project: Project, host: str, wait_s: float) -> list[HostKey]:
+    """The keys on the VM's console, waiting (bounded) for them: the box prints them as the VM
+    boots, and a VM's console may hold them only a little after Vagrant calls it up."""
+    give_up = time.monotonic() + wait_s
+    while not (keys := keys_on_console(read_console(project, host))) and time.monotonic() < give_up:
+        time.sleep(2)
+    return keys
 
 
 def read_console(project: Project, host: str) -> str:

@@ -110,7 +110,12 @@ def vms(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 
 def tear_down(cluster: VmCluster) -> None:
-    """`haops vagrant down`, then proof that no domain of the tier is defined or running."""
+    """`haops vagrant down`, then proof that no domain of the tier is defined or running. The VMs'
+    consoles are kept in the session's directory first (down removes them): a failed run's evidence."""
+    kept = cluster.directory / "consoles"
+    kept.mkdir(exist_ok=True)
+    for console in Path("/var/log/libvirt/qemu").glob(f"haops-{STEM}-*-console.log"):
+        shutil.copyfile(console, kept / console.name)
     down = cluster.haops("vagrant", "down", "-i", str(cluster.inventory), check=False, timeout_s=COMMAND_TIMEOUT_S)
     defined = sorted(path.name for path in Path("/etc/libvirt/qemu").glob(f"haops-{STEM}-*.xml"))
     defined += sorted(path.name for path in Path("/etc/libvirt/qemu/networks").glob("haops-*.xml"))
