@@ -142,14 +142,16 @@ def test_a_drbd9_resource_on_an_84_module_is_told_about_the_version_option(tmp_p
         init_plan(nine, fresh(nine), None, False)
 
 
-def test_resolve_resets_the_survivors_whole_connection(tmp_path: Path) -> None:
-    """8.4 has one connection per resource; drbdadm-84 refuses `disconnect r0:node51`."""
+def test_resolve_on_84_only_connects_what_is_standalone(tmp_path: Path) -> None:
+    """8.4 has one connection per resource (drbdadm-84 refuses `disconnect r0:node51`), and
+    drbdsetup-84 refuses to disconnect a StandAlone one ("unknown connection", exit 10, seen on
+    the VMs): the victim goes Secondary and connects discarding its data, the survivor connects."""
     resource = pair(tmp_path, "resource6", 6)
     log = sample("kernel-84-split-brain.txt")
     facts = {h: node(h, LOADED_84, status=STANDALONE_84.replace("r0", "resource6"), kernel=log, resource=resource)
              for h in ("node51", "node52")}
     _, steps = resolve_plan(resource, facts, "node52")
     assert [(s.host, s.script) for s in steps] == [
-        ("node52", "/lib/drbd/drbdadm-84 disconnect resource6"), ("node52", "/lib/drbd/drbdadm-84 secondary resource6"),
+        ("node52", "/lib/drbd/drbdadm-84 secondary resource6"),
         ("node52", "/lib/drbd/drbdadm-84 connect --discard-my-data resource6"),
-        ("node51", "/lib/drbd/drbdadm-84 disconnect resource6"), ("node51", "/lib/drbd/drbdadm-84 connect resource6")]
+        ("node51", "/lib/drbd/drbdadm-84 connect resource6")]

@@ -20,8 +20,10 @@ The commands follow the DRBD 9 user's guide (LINBIT/linbit-documentation UG9):
   verify              drbdadm verify on one node, against every peer
 
 An 8.4 resource runs the same drbdadm commands through /lib/drbd/drbdadm-84 (v84.py), with
-one difference: 8.4 has no per-peer connections, so `disconnect RES:PEER` is refused ("'r0:db2'
-not defined in your config") and a survivor resets its one connection with `disconnect RES`.
+one difference in resolve-split-brain: 8.4 has no per-peer connections (`disconnect RES:PEER` is
+refused: "'r0:db2' not defined in your config"), and drbdsetup-84 refuses to disconnect a
+StandAlone connection ("unknown connection"), so a StandAlone node is only connected again:
+the victim with --discard-my-data after `secondary`, the survivor plainly (the 8.4 guide's recovery).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from haops.errors import UserError
 from haops.inventory.model import DrbdResource
 from haops.targets.drbd import v84
 from haops.targets.drbd.facts import NodeFacts
-from haops.targets.drbd.status import CONNECTED, HISTORY_DISKS, PRIMARY, STANDALONE, UP_TO_DATE, Connection, split_brain
+from haops.targets.drbd.status import CONNECTED, HISTORY_DISKS, PRIMARY, STANDALONE, UP_TO_DATE, Connection, ResourceState, split_brain
 
 SUPPORTED_MAJOR = 9
 
@@ -315,17 +317,32 @@ def resolve_plan(resource: DrbdResource, facts: Facts, victim: str) -> tuple[Spl
     if state is not None and state.role == PRIMARY and state.open:
         raise Refused(f"{victim} is Primary and its device is open (mounted or in use): it cannot become Secondary "
                       "to discard its data. Stop what uses it there first.")
-    steps = [drbdadm(resource, victim, "drop every connection of the victim", "disconnect", resource.name),
-             drbdadm(resource, victim, "the victim must not be primary", "secondary", resource.name),
-             drbdadm(resource, victim, "reconnect, discarding the victim's changes since the split", "connect",
-                     "--discard-my-data", resource.name)]
+    steps = [] if standalone_84(resource, state) else [
+        drbdadm(resource, victim, "drop every connection of the victim", "disconnect", resource.name)]
+    steps += [drbdadm(resource, victim, "the victim must not be primary", "secondary", resource.name),
+              drbdadm(resource, victim, "reconnect, discarding the victim's changes since the split", "connect",
+                      "--discard-my-data", resource.name)]
     for survivor in view.survivors:
         theirs = connection_to(facts[survivor], victim)
         if theirs is not None and theirs.state == STANDALONE:
-            target = resource.name if v84.is_84(resource) else f"{resource.name}:{victim}"
-            steps += [drbdadm(resource, survivor, f"reset only the connection to {victim}", "disconnect", target),
-                      drbdadm(resource, survivor, f"reconnect to {victim}; its data is resynced from here", "connect", target)]
+            steps += survivor_reconnect(resource, survivor, victim)
     return view, steps
+
+
+def standalone_84(resource: DrbdResource, state: ResourceState | None) -> bool:
+    """An 8.4 node whose one connection is StandAlone: there is nothing to disconnect, and
+    drbdsetup-84 refuses to ("unknown connection", exit 10; seen on the VMs)."""
+    return v84.is_84(resource) and state is not None and any(c.state == STANDALONE for c in state.connections)
+
+
+def survivor_reconnect(resource: DrbdResource, survivor: str, victim: str) -> list[Step]:
+    """A StandAlone survivor connects again; DRBD 9 resets just its connection to the victim
+    first, an 8.4 node has only the one connection and nothing to disconnect."""
+    if v84.is_84(resource):
+        return [drbdadm(resource, survivor, f"reconnect to {victim}; its data is resynced from here", "connect", resource.name)]
+    target = f"{resource.name}:{victim}"
+    return [drbdadm(resource, survivor, f"reset only the connection to {victim}", "disconnect", target),
+            drbdadm(resource, survivor, f"reconnect to {victim}; its data is resynced from here", "connect", target)]
 
 
 # --- verify ----------------------------------------------------------------------------------------
