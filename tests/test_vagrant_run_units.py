@@ -30,9 +30,17 @@ def fake_vagrant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> 
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (ProcessLookupError, FileNotFoundError):
         return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def gone(pid: int, within_s: float = 5) -> bool:
+    """The process ended (a killed group's orphan dies a moment after its leader is reaped)."""
+    give_up = time.monotonic() + within_s
+    while alive(pid) and time.monotonic() < give_up:
+        time.sleep(0.05)
+    return not alive(pid)
 
 
 def test_progress_lines_are_told_and_the_output_returned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,7 +58,7 @@ def test_a_hung_vagrant_is_killed_with_its_children_at_the_timeout(tmp_path: Pat
     with pytest.raises(UserError, match="took longer than 1 s and was killed"):
         machines.vagrant(project, ["up"], said.append, timeout_s=1)
     assert time.monotonic() - started < 10 and said == ["real1: Waiting"]
-    assert not alive(int(child.read_text()))
+    assert gone(int(child.read_text()))
 
 
 def test_a_vagrant_that_prints_forever_is_still_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,7 +80,7 @@ def test_quiet_vagrant_times_out_cleanly(tmp_path: Path, monkeypatch: pytest.Mon
     project = fake_vagrant(tmp_path, monkeypatch, f"sleep 60 & echo $! > {child}; wait")
     with pytest.raises(UserError, match="vagrant ssh-config took longer than 1 s"):
         machines.vagrant_quietly(project, ["ssh-config"], timeout_s=1)
-    assert not alive(int(child.read_text()))
+    assert gone(int(child.read_text()))
 
 
 def test_quiet_vagrant_returns_stdout_or_its_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,3 +99,26 @@ def test_a_missing_vagrant_is_a_clean_error(tmp_path: Path, monkeypatch: pytest.
             machines.vagrant_quietly(project, ["status"])
         else:
             machines.vagrant(project, ["up"], lambda _s: None)
+
+
+def test_output_that_is_not_utf8_is_read_through_to_the_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A provisioner's dpkg output may hold any byte: it must not stop the reading (haops would
+    then wait for the whole timeout, and vagrant block on a full pipe)."""
+    project = fake_vagrant(tmp_path, monkeypatch, "printf 'ok\\n\\377\\376 bad\\n==> real1: after\\n'")
+    said: list[str] = []
+    started = time.monotonic()
+    out = machines.vagrant(project, ["up"], said.append, timeout_s=20)
+    assert said == ["real1: after"] and "bad" in out and time.monotonic() - started < 10
+
+
+def test_an_interrupted_haops_ends_vagrants_whole_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """vagrant runs in its own session, so Ctrl-C reaches only haops: haops must end vagrant."""
+    child = tmp_path / "child.pid"
+    project = fake_vagrant(tmp_path, monkeypatch, f"sleep 60 & echo $! > {child}; echo '==> real1: booting'; wait")
+
+    def interrupt(_text: str) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        machines.vagrant(project, ["up"], interrupt, timeout_s=30)
+    assert gone(int(child.read_text()))

@@ -19,6 +19,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty, Queue
@@ -28,6 +29,7 @@ import yaml
 
 from haops.errors import UserError
 from haops.render import template_root
+from haops.vagrant.box import terminate_raises
 from haops.vagrant.ssh_config import VagrantHost, merge_into_inventory, parse_ssh_config
 
 Say = Callable[[str], None]
@@ -92,13 +94,14 @@ def vagrant(project: Project, args: list[str], say: Say, timeout_s: float = UP_T
     process = start_vagrant(project, args)
     lines: list[str] = []
     deadline = time.monotonic() + timeout_s
-    for raw in lines_until(process, deadline):
-        for line in raw.replace("\r", "\n").splitlines():
-            if line.strip() and not NOISE.match(line):
-                lines.append(line)
-                if line.startswith("==> "):
-                    say(line[4:])
-    status = wait_or_kill(process, args, deadline, timeout_s)
+    with terminate_raises(), ended_with_us(process):
+        for raw in lines_until(process, deadline):
+            for line in raw.replace("\r", "\n").splitlines():
+                if line.strip() and not NOISE.match(line):
+                    lines.append(line)
+                    if line.startswith("==> "):
+                        say(line[4:])
+        status = wait_or_kill(process, args, deadline, timeout_s)
     if status != 0:
         raise UserError(f"vagrant {' '.join(args)} failed (exit {status}):\n" + "\n".join(lines[-25:]))
     return "\n".join(lines)
@@ -106,10 +109,11 @@ def vagrant(project: Project, args: list[str], say: Say, timeout_s: float = UP_T
 
 def vagrant_quietly(project: Project, args: list[str], timeout_s: float = 120) -> str:
     process = start_vagrant(project, args, stderr=subprocess.PIPE)
-    try:
-        stdout, stderr = process.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        raise timed_out(process, args, timeout_s) from None
+    with terminate_raises(), ended_with_us(process):
+        try:
+            stdout, stderr = process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise timed_out(process, args, timeout_s) from None
     if process.returncode != 0:
         raise UserError(f"vagrant {' '.join(args)} failed (exit {process.returncode}): {stderr.strip()[-600:]}")
     return stdout
@@ -119,7 +123,8 @@ def start_vagrant(project: Project, args: list[str], stderr: int = subprocess.ST
     """vagrant in a session of its own, so a timeout ends it with every process it started."""
     try:
         return subprocess.Popen(["vagrant", *args], env=project.environment(), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True)
+                                stdout=subprocess.PIPE, stderr=stderr, encoding="utf-8", errors="replace",
+                                start_new_session=True)
     except FileNotFoundError:
         raise UserError("vagrant is not installed: run scripts/setup.sh (Debian: vagrant, vagrant-libvirt)") from None
 
@@ -140,9 +145,37 @@ def lines_until(process: subprocess.Popen[str], deadline: float) -> Iterator[str
 
 
 def read_into(stream: IO[str], queue: Queue[str | None]) -> None:
-    for line in stream:
-        queue.put(line)
-    queue.put(None)
+    try:
+        for line in stream:
+            queue.put(line)
+    finally:
+        queue.put(None)
+
+
+@contextmanager
+def ended_with_us(process: subprocess.Popen[str]) -> Iterator[None]:
+    """vagrant runs in a session of its own, out of reach of the terminal's Ctrl-C: when haops is
+    interrupted (Ctrl-C, SIGTERM made an exception), vagrant's whole group ends with it, asked
+    first, then killed, and is reaped."""
+    try:
+        yield
+    except BaseException:
+        end_group(process)
+        raise
+
+
+def end_group(process: subprocess.Popen[str], grace_s: float = 10) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    process.wait()
 
 
 def wait_or_kill(process: subprocess.Popen[str], args: list[str], deadline: float, timeout_s: float) -> int:
