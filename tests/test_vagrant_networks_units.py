@@ -76,3 +76,36 @@ def test_the_record_of_made_networks_round_trips_and_empties(tmp_path: Path) -> 
     assert networks.recorded(tmp_path) == {"haops-10-213-22", "haops-management"}
     networks.record(tmp_path, set())
     assert not (tmp_path / networks.RECORD).exists() and networks.recorded(tmp_path) == set()
+
+
+def test_an_existing_network_serving_dns_is_refused() -> None:
+    network = networks.Network("haops-10-213-22", IPv4Network("10.213.22.0/24"))
+    why = networks.refusal(network, ISOLATED_XML.replace("<dns enable='no'/>", ""), management_nat=False)
+    assert why is not None and "DNS server on" in why and "virsh net-undefine haops-10-213-22" in why
+
+
+def test_a_network_carrying_another_inventorys_vms_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(networks, "described", lambda _name: ISOLATED_XML)
+    monkeypatch.setattr(networks, "attached_domains", lambda _name: ["haops-vm-0a1b2c-real1"])
+    monkeypatch.setattr(networks, "start", lambda _name: None)
+    wanted = [networks.Network("haops-10-213-22", IPv4Network("10.213.22.0/24"))]
+    with pytest.raises(networks.UserError, match="carries VMs of another inventory .*haops-vm-0a1b2c-real1"):
+        networks.ensure(wanted, tmp_path, "haops-vmtier-ffffff-", [].append)
+    networks.ensure(wanted, tmp_path, "haops-vm-0a1b2c-", [].append)  # its own VMs: fine
+
+
+def test_a_network_that_could_not_start_is_still_recorded_for_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def virsh(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        code = 1 if args[0] == "net-start" else 0
+        return subprocess.CompletedProcess(args, code, "", "network is already in use by interface virbr9")
+
+    monkeypatch.setattr(networks, "virsh", virsh)
+    network = networks.Network("haops-10-213-22", IPv4Network("10.213.22.0/24"))
+    with pytest.raises(networks.UserError, match="already in use by interface virbr9"):
+        networks.define(network, tmp_path, set())
+    assert networks.recorded(tmp_path) == {"haops-10-213-22"}
+
+
+def test_nothing_recorded_leaves_no_state_directory(tmp_path: Path) -> None:
+    networks.record(tmp_path / "never-up", set())
+    assert not (tmp_path / "never-up").exists()

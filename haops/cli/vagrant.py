@@ -133,6 +133,7 @@ def up(inventory: Path = InventoryPath, emulated: bool | None = EmulatedOption, 
 
     inv = load_inventory(inventory)
     project = vagrant_project(inventory, emulated, vm_box)
+    wanted_networks = networks.for_inventory(inv)  # refuses ranges outside the lab's before anything changes
     refusal = vm_plan(inv, Machine.this(), project.emulated).refusal()
     if refusal:
         err().print(f"error: {refusal}")
@@ -146,7 +147,7 @@ def up(inventory: Path = InventoryPath, emulated: bool | None = EmulatedOption, 
             "at every call)")
     for daemon in libvirt.ensure_running():
         say(f"started {daemon.name} (pid {daemon.pid}); `haops vagrant down` stops it")
-    networks.ensure(networks.for_inventory(inv), project.state_dir, say)
+    networks.ensure(wanted_networks, project.state_dir, project.prefix, say)
     machines.bring_up(project, list(inv.hosts), say)
     vms = machines.import_vms(project, say)
     out().print(f"{len(vms)} VMs up in {time.monotonic() - started:.0f} s; apply with: haops apply -i {project.vm_inventory}")

@@ -106,36 +106,50 @@ def refusal(network: Network, xml: str, management_nat: bool) -> str | None:
     if f"'{network.subnet[1]}'" not in xml and f'"{network.subnet[1]}"' not in xml:
         return (f"libvirt network {network.name} exists with another address than {network.subnet[1]}; "
                 f"remove it (virsh net-destroy/net-undefine {network.name}) or choose other host addresses")
+    if serves_dns(xml) and not allowed_nat:
+        return (f"libvirt network {network.name} exists with libvirt's DNS server on, which forwards names to this "
+                f"machine's resolvers, past the isolation. Remove it if nothing uses it: virsh net-destroy "
+                f"{network.name}; virsh net-undefine {network.name}; `haops vagrant up` then makes it without one")
     return None
 
 
-def ensure(networks: list[Network], state_dir: Path, say: Say) -> None:
-    """Each network made isolated and started, or checked where it exists; refused when it forwards."""
+def foreign_domains(name: str, prefix: str) -> list[str]:
+    """Domains of other projects attached to the network: their VMs would share its addresses."""
+    return [domain for domain in attached_domains(name) if not domain.startswith(prefix)]
+
+
+def ensure(networks: list[Network], state_dir: Path, prefix: str, say: Say) -> None:
+    """Each network made isolated and started, or checked where it exists: refused when it
+    forwards, serves DNS, or carries another project's VMs (the same addresses twice on one wire)."""
     nat = management_nat()
     made = recorded(state_dir)
     for network in networks:
         xml = described(network.name)
         if xml is None:
-            define(network)
-            made.add(network.name)
-            record(state_dir, made)
+            define(network, state_dir, made)
             say(f"network {network.name} ({network.subnet}): made isolated, without a DNS server")
             continue
         why = refusal(network, xml, nat)
         if why:
             raise UserError(why)
-        if serves_dns(xml) and not (nat and network.name == MANAGEMENT_NAME):
-            say(f"note: network {network.name} exists with libvirt's DNS server on, which forwards names to this "
-                "machine's resolvers; `haops vagrant down` and `up` again make it without one")
+        others = [] if network.name == MANAGEMENT_NAME else foreign_domains(network.name, prefix)
+        if others:
+            raise UserError(f"network {network.name} ({network.subnet}) carries VMs of another inventory "
+                            f"({', '.join(others)}), on the same addresses; bring those down first")
         start(network.name)
 
 
-def define(network: Network) -> None:
-    for args in (("net-define", "/dev/stdin"), ("net-start", network.name)):
-        ran = virsh(*args, stdin=network.xml())
-        if ran.returncode != 0:
-            raise UserError(f"libvirt could not make network {network.name} ({network.subnet}): "
-                            f"{ran.stderr.strip()[-300:]}; see /var/log/libvirt/libvirtd.log")
+def define(network: Network, state_dir: Path, made: set[str]) -> None:
+    """Define and start the network; recorded as soon as it is defined, so `down` removes it even
+    when it could not start."""
+    ran = virsh("net-define", "/dev/stdin", stdin=network.xml())
+    if ran.returncode == 0:
+        made.add(network.name)
+        record(state_dir, made)
+        ran = virsh("net-start", network.name)
+    if ran.returncode != 0:
+        raise UserError(f"libvirt could not make network {network.name} ({network.subnet}): "
+                        f"{ran.stderr.strip()[-300:]}; see /var/log/libvirt/libvirtd.log")
 
 
 def start(name: str) -> None:
@@ -168,8 +182,12 @@ def remove_unused(state_dir: Path, say: Say) -> None:
 
 def attached(name: str) -> bool:
     """Some domain, running or not, has an interface on the network."""
-    return any(f"network='{name}'" in xml or f'network="{name}"' in xml
-               for xml in (virsh("dumpxml", domain).stdout for domain in libvirt.domains()))
+    return bool(attached_domains(name))
+
+
+def attached_domains(name: str) -> list[str]:
+    return [domain for domain in libvirt.domains()
+            if f"network='{name}'" in (xml := virsh("dumpxml", domain).stdout) or f'network="{name}"' in xml]
 
 
 def recorded(state_dir: Path) -> set[str]:
@@ -178,8 +196,8 @@ def recorded(state_dir: Path) -> set[str]:
 
 
 def record(state_dir: Path, names: set[str]) -> None:
-    state_dir.mkdir(parents=True, exist_ok=True)
     if names:
+        state_dir.mkdir(parents=True, exist_ok=True)
         (state_dir / RECORD).write_text(json.dumps(sorted(names)))
     else:
         (state_dir / RECORD).unlink(missing_ok=True)
