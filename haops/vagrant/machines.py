@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -260,8 +261,9 @@ def record_host_keys(project: Project, vms: dict[str, VagrantHost], say: Say) ->
     the others are recorded, every VM that has no keys to trust."""
     recorded = recorded_keys(project.known_hosts)
     lines, unknown = [], []
+    wait_until = time.monotonic() + CONSOLE_KEYS_WAIT_S  # one wait for all the VMs, not one each
     for name, vm in vms.items():
-        keys = trusted_keys(project, name, recorded.get(name), say)
+        keys = trusted_keys(project, name, recorded.get(name), say, wait_until)
         if not keys:
             unknown.append(name)
         lines += [f"{vm.hostname} {key.kind} {key.base64} {name}" for key in keys]
@@ -270,10 +272,10 @@ def record_host_keys(project: Project, vms: dict[str, VagrantHost], say: Say) ->
         raise UserError(how_to_record(project, {name: vms[name] for name in unknown}))
 
 
-def trusted_keys(project: Project, name: str, known: list[HostKey] | None, say: Say) -> list[HostKey]:
+def trusted_keys(project: Project, name: str, known: list[HostKey] | None, say: Say, wait_until: float) -> list[HostKey]:
     """The VM's keys from its console, checked against the recorded ones; the recorded ones when
     its console shows none (a box other than haops'); none when there are neither."""
-    keys = console_keys(project, name, wait_s=0 if known else CONSOLE_KEYS_WAIT_S)
+    keys = console_keys(project, name, wait_until=0 if known else wait_until)
     known = sorted(known, key=lambda k: k.kind) if known else None
     if not keys:
         if known:
@@ -297,11 +299,10 @@ def how_to_record(project: Project, unknown: dict[str, VagrantHost]) -> str:
             f"{scans}then run `haops vagrant up -i {project.inventory_path}` again: it keeps them and checks them strictly.")
 
 
-def console_keys(project: Project, host: str, wait_s: float) -> list[HostKey]:
-    """The keys on the VM's console, waiting (bounded) for them: the box prints them as the VM
-    boots, and a VM's console may hold them only a little after Vagrant calls it up."""
-    give_up = time.monotonic() + wait_s
-    while not (keys := keys_on_console(read_console(project, host))) and time.monotonic() < give_up:
+def console_keys(project: Project, host: str, wait_until: float) -> list[HostKey]:
+    """The keys on the VM's console, waiting (until the monotonic `wait_until`) for them: the box
+    prints them as the VM boots, and a VM's console may hold them only a little after Vagrant calls it up."""
+    while not (keys := keys_on_console(read_console(project, host))) and time.monotonic() < wait_until:
         time.sleep(2)
     return keys
 
@@ -328,11 +329,10 @@ def write_vm_inventory(project: Project, vms: dict[str, VagrantHost]) -> None:
 def write_private(path: Path, text: str) -> None:
     """Write `path` 0600 whatever the umask (INV.vagrant.yml holds the inventory's secrets),
     atomically: a temp file in the same directory, renamed over it."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # 0600, O_EXCL
+    temp = Path(name)
     try:
-        with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w",
-                       encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
