@@ -13,6 +13,7 @@ GOLDEN = ROOT / "tests" / "golden"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden from the current templates")
+    parser.addoption("--keep-vms", action="store_true", help="VM tier: leave the VMs up at the end, and reuse them")
 
 
 @pytest.fixture

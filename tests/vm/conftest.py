@@ -9,6 +9,7 @@ Run with `bash scripts/test-vm.sh` (pytest -m vm); the default run deselects the
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -31,10 +32,6 @@ KEPT_DIR = Path("/var/tmp/haops-vm-tier")  # where --keep-vms keeps the VMs' pro
 STEM = "vmtier"
 UP_TIMEOUT_S = 1800
 COMMAND_TIMEOUT_S = 600
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--keep-vms", action="store_true", help="VM tier: leave the VMs up at the end, and reuse them")
 
 
 @dataclass
@@ -110,15 +107,22 @@ def vms(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 
 def tear_down(cluster: VmCluster) -> None:
-    """`haops vagrant down`, then proof that no domain of the tier is defined or running. The VMs'
+    """`haops vagrant down`, then proof that none of this run's domains, QEMU processes or
+    networks is left (another inventory's VMs on this machine are not this run's). The VMs'
     consoles are kept in the session's directory first (down removes them): a failed run's evidence."""
+    from haops.vagrant.machines import Project
+    from haops.vagrant.networks import RECORD
+
+    project = Project(cluster.inventory, "", True)
+    made_networks = json.loads((project.state_dir / RECORD).read_text()) if (project.state_dir / RECORD).is_file() else []
     kept = cluster.directory / "consoles"
     kept.mkdir(exist_ok=True)
-    for console in Path("/var/log/libvirt/qemu").glob(f"haops-{STEM}-*-console.log"):
+    for console in Path("/var/log/libvirt/qemu").glob(f"{project.prefix}*-console.log"):
         shutil.copyfile(console, kept / console.name)
     down = cluster.haops("vagrant", "down", "-i", str(cluster.inventory), check=False, timeout_s=COMMAND_TIMEOUT_S)
-    defined = sorted(path.name for path in Path("/etc/libvirt/qemu").glob(f"haops-{STEM}-*.xml"))
-    defined += sorted(path.name for path in Path("/etc/libvirt/qemu/networks").glob("haops-*.xml"))
-    running = subprocess.run(["pgrep", "-f", f"guest=haops-{STEM}-"], capture_output=True, text=True, check=False).stdout.split()
-    assert down.returncode == 0 and not defined and not running, (
-        f"VM tier: down exited {down.returncode}, domains or networks left: {defined}, QEMU PIDs left: {running}\n{down.stderr[-2000:]}")
+    left = sorted(path.name for path in Path("/etc/libvirt/qemu").glob(f"{project.prefix}*.xml"))
+    left += [name for name in made_networks if (Path("/etc/libvirt/qemu/networks") / f"{name}.xml").exists()]
+    running = subprocess.run(["pgrep", "-f", f"guest={project.prefix}"], capture_output=True, text=True, check=False).stdout.split()
+    assert made_networks, "VM tier: up recorded no networks it made"
+    assert down.returncode == 0 and not left and not running, (
+        f"VM tier: down exited {down.returncode}, domains or networks left: {left}, QEMU PIDs left: {running}\n{down.stderr[-2000:]}")
