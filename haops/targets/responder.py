@@ -11,6 +11,7 @@ from pathlib import Path
 
 from haops.inventory.model import Inventory, IPAddress
 from haops.render import render_template
+from haops.targets.lvs.dr import dr_services
 from haops.targets.base import Check, RenderContext, RenderedFile, Target, under
 from haops.targets.daemon import Daemon
 from haops.targets.nginx import CHECK_SCRIPT
@@ -30,8 +31,7 @@ def endpoints(inventory: Inventory, host: str) -> list[tuple[IPAddress, int]]:
     the VIP of each LVS DR service the host serves (the director forwards those packets
     unchanged, so they arrive addressed to the VIP, which the lvs-dr target put on lo)."""
     wanted = {(address, port) for port in ports_on(inventory, host) for address in inventory.hosts[host].addresses}
-    wanted |= {(service.vip, backend.port) for service in inventory.services.values()
-               if service.balancer == "lvs" and service.options["lvs"]["mode"] == "dr"
+    wanted |= {(service.vip, backend.port) for service in dr_services(inventory, host)
                for backend in service.backends if backend.host == host}
     return sorted(wanted, key=lambda pair: (pair[1], pair[0].version, int(pair[0])))
 

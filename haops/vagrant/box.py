@@ -256,6 +256,8 @@ def mounted_for_chroot(root: Path) -> Iterator[None]:
         for _, point, how in points:
             run(["mount", *how, str(point)])
             done.append(point)
+            # no mount or unmount under the tree may reach this machine's own /dev (shared propagation)
+            run(["mount", "--make-rslave", str(point)])
         yield
     finally:
         for point in reversed(done):

@@ -31,12 +31,12 @@ class Started:
     pid: int
 
 
-def responds() -> bool:
+def responds(timeout_s: float = 15) -> bool:
     """libvirtd answers on the system socket."""
     if shutil.which("virsh") is None:
         return False
     try:
-        finished = subprocess.run(["virsh", "-c", SYSTEM_URI, "version"], capture_output=True, text=True, timeout=15)
+        finished = subprocess.run(["virsh", "-c", SYSTEM_URI, "version"], capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise UserError(f"libvirt does not answer on {SYSTEM_URI} within 15 s (virsh version hung): libvirtd is "
                         "running but stuck; see /var/log/libvirt/ and restart it") from None
@@ -137,8 +137,11 @@ def alive_from(pidfile: Path) -> int | None:
 def wait_until_it_responds() -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
-        if SOCKET.exists() and responds():
-            return
+        try:
+            if SOCKET.exists() and responds(timeout_s=max(deadline - time.monotonic(), 1)):
+                return
+        except UserError:  # still starting: slow to answer is not stuck yet
+            pass
         time.sleep(0.3)
     raise UserError(f"libvirtd did not answer on {SYSTEM_URI} within {READY_TIMEOUT_S} s: see /var/log/libvirt/")
 

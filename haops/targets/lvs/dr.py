@@ -17,7 +17,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from haops.inventory.model import Inventory, IPAddress
+from haops.inventory.model import Inventory, IPAddress, Service
 from haops.render import render_template
 from haops.targets.base import Check, RemoteHost, RenderContext, RenderedFile, StateCheck, Target, Verdict
 from haops.verify.result import verdict
@@ -27,11 +27,15 @@ ADDED = "/var/lib/haops/lvs-dr.added"  # what haops itself put on lo, one addres
 DEVICE = "lo"
 
 
+def dr_services(inventory: Inventory, host: str) -> list[Service]:
+    """The LVS DR services `host` is a real server of."""
+    return [s for s in inventory.services.values()
+            if s.balancer == "lvs" and s.options["lvs"]["mode"] == "dr" and any(b.host == host for b in s.backends)]
+
+
 def dr_vips(inventory: Inventory, host: str) -> list[IPAddress]:
     """The VIPs of the DR services `host` is a real server of, sorted, each once."""
-    wanted = {s.vip for s in inventory.services.values()
-              if s.balancer == "lvs" and s.options["lvs"]["mode"] == "dr" and any(b.host == host for b in s.backends)}
-    return sorted(wanted, key=lambda vip: (vip.version, int(vip)))
+    return sorted({s.vip for s in dr_services(inventory, host)}, key=lambda vip: (vip.version, int(vip)))
 
 
 def with_host_prefix(address: IPAddress) -> str:
