@@ -64,6 +64,8 @@ class SshConfigFile:
 
     path: Path | None
     parsed: Any = field(init=False, repr=False)
+    blocks: list[HostBlock] = field(init=False, repr=False)
+    named: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         from paramiko import SSHConfig
@@ -74,14 +76,57 @@ class SshConfigFile:
                 self.parsed = SSHConfig.from_path(str(self.path))
             except (OSError, ValueError, UnicodeDecodeError) as exc:
                 raise UserError(f"cannot read ssh config {self.path}: {exc}") from None
+        self.blocks = [HostBlock.of(context) for context in self.parsed._config]  # paramiko keeps its blocks there
+        # Not paramiko's get_hostnames(): it raises KeyError on a config with a Match block.
+        self.named = any_of([p for block in self.blocks for p in block.patterns if p != "*" and not p.startswith("!")])
 
     def names(self, alias: str) -> bool:
         """A `Host` pattern other than `*` matches the alias."""
-        return any(pattern not in ("*",) and not pattern.startswith("!") and fnmatch.fnmatch(alias, pattern)
-                   for pattern in self.parsed.get_hostnames())
+        return self.named.fullmatch(alias) is not None
 
     def lookup(self, alias: str) -> dict[str, Any]:
-        return dict(self.parsed.lookup(alias))
+        """The options for `alias`, as paramiko's lookup gives them. paramiko tests every block's
+        patterns twice per lookup (one fnmatch per pattern, a getuser() per block), which made a
+        lab's ssh_config, with a block per host, cost more per host the more hosts it had: here
+        only the blocks that can apply are handed to it."""
+        if any(block.canonicalizes for block in self.blocks):  # the second pass may look up another name
+            return dict(self.parsed.lookup(alias))
+        from paramiko import SSHConfig
+
+        subset = SSHConfig()
+        subset._config = [block.context for block in self.blocks if block.may_apply(alias)]
+        return dict(subset.lookup(alias))
+
+
+def any_of(patterns: list[str]) -> re.Pattern[str]:
+    """One regex matching what any of the ssh_config (fnmatch) patterns matches; none: nothing."""
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns) or r"(?!)")
+
+
+@dataclass(frozen=True)
+class HostBlock:
+    """A Host or Match block of a parsed ssh_config, its Host patterns compiled once."""
+
+    context: dict[str, Any]
+    patterns: tuple[str, ...]
+    positive: re.Pattern[str]
+    negated: re.Pattern[str]
+    is_match: bool
+    canonicalizes: bool
+
+    @classmethod
+    def of(cls, context: dict[str, Any]) -> HostBlock:
+        patterns = context.get("host", [])
+        return cls(context, tuple(patterns), any_of([p for p in patterns if not p.startswith("!")]),
+                   any_of([p[1:] for p in patterns if p.startswith("!")]),
+                   bool(context.get("matches")), "canonicalizehostname" in context.get("config", {}))
+
+    def may_apply(self, alias: str) -> bool:
+        """A Match block is left to paramiko; a Host block applies as OpenSSH says: a pattern
+        matches and no negated one does."""
+        if self.is_match:
+            return True
+        return self.positive.fullmatch(alias) is not None and self.negated.fullmatch(alias) is None
 
 
 def lookup_name(name: str, address: str, ssh_host: str | None, config: SshConfigFile) -> tuple[str, str]:

@@ -38,6 +38,18 @@ def test_recorded_script_lists_records_and_their_files(tmp_path: Path) -> None:
     assert empty == ""
 
 
+def test_recorded_script_keeps_each_path_whole_with_builtins_only(tmp_path: Path) -> None:
+    """Read with the shell's own read: backslashes, leading spaces and a last line without a
+    newline come back as written, and no process (sed was one per record) runs for it."""
+    live = tmp_path / "live"
+    live.mkdir()
+    (live / "nginx").write_text("digest\n")
+    (live / "nginx.files").write_text("/etc/nginx/a\\b.conf\n  /etc/nginx/lead.conf\n/etc/nginx/last.conf")
+    script = recorded_script().replace("/var/lib/haops/live", str(live))
+    out = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, check=True, env={"PATH": ""}).stdout
+    assert parse_recorded(out) == {"nginx": ["/etc/nginx/a\\b.conf", "  /etc/nginx/lead.conf", "/etc/nginx/last.conf"]}
+
+
 def test_only_dropped_targets_and_files_are_leftovers() -> None:
     inv = inventory_loader.load(EXAMPLE)
     wanted = targets_by_host(inv)["lb1"]

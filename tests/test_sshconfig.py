@@ -86,6 +86,68 @@ def test_loops_and_proxycommand_are_clear_errors(config: SshConfigFile) -> None:
         resolve("weird", "10.0.9.2", "weird", Wanted(), config)
 
 
+EDGES = CONFIG + """\
+Host !db9 db* 10.0.3.?
+    User dbadmin
+    IdentityFile ~/.ssh/db_key
+Host *.example.test
+    Port 2200
+Match host lb2
+    User matched
+Match originalhost web3 user nobody-here
+    Port 2300
+Host *
+    IdentityFile ~/.ssh/fallback
+    ConnectTimeout 7
+"""
+
+
+@pytest.mark.parametrize("alias", ["lb1", "lb2", "web3", "db1", "db9", "10.0.3.4", "10.0.3.44", "10.0.1.7",
+                                   "a.example.test", "example.test", "inner", "bastion", "unknown", "weird"])
+def test_lookup_gives_what_paramiko_gives_over_every_block(tmp_path: Path, alias: str) -> None:
+    path = tmp_path / "config"
+    path.write_text(EDGES)
+    config = SshConfigFile(path)
+    assert config.lookup(alias) == dict(config.parsed.lookup(alias))
+
+
+def test_names_matches_as_fnmatch_over_the_host_patterns(config: SshConfigFile) -> None:
+    assert [config.names(a) for a in ("lb1", "lbx", "web7", "10.0.1.9", "10.0.2.9", "weird", "bastion2")] == \
+        [True, True, True, True, False, True, False]
+
+
+def test_names_works_beside_a_match_block(tmp_path: Path) -> None:
+    """paramiko's get_hostnames() raises KeyError on a config with a Match block."""
+    path = tmp_path / "config"
+    path.write_text(EDGES)
+    config = SshConfigFile(path)
+    assert [config.names(a) for a in ("db1", "db9", "lb2", "x.example.test", "nothing")] == [True, True, True, True, False]
+
+
+def test_a_canonicalizing_config_is_looked_up_whole(tmp_path: Path) -> None:
+    path = tmp_path / "config"
+    path.write_text("CanonicalizeHostname yes\nCanonicalDomains example.invalid\nHost lb1\n    User root\n")
+    config = SshConfigFile(path)
+    assert config.lookup("lb1") == dict(config.parsed.lookup("lb1"))
+
+
+def test_a_lookup_in_a_lab_config_tests_only_blocks_that_can_apply(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """paramiko's lookup tests every pattern of every block: with a block per lab host, each host
+    cost more the more hosts there were. Only the host's own block and the shared one reach it."""
+    import paramiko
+
+    hosts = [LabHost(f"web{i}", IPv4Address(f"10.213.11.{100 + i}")) for i in range(1, 41)]
+    path = tmp_path / "ssh_config"
+    path.write_text(ssh_config_text(hosts, tmp_path / "id", tmp_path / "known", "big"))
+    config = SshConfigFile(path)
+    tested: list[int] = []
+    original = paramiko.SSHConfig._lookup
+    monkeypatch.setattr(paramiko.SSHConfig, "_lookup", lambda self, *a, **k: tested.append(len(self._config)) or original(self, *a, **k))
+    route = resolve("web7", "10.213.11.107", None, Wanted(), config)
+    assert route.hostname == "10.213.11.107" and route.user == "root" and route.identities == (tmp_path / "id",)
+    assert tested and max(tested) <= 3
+
+
 def test_the_lab_ssh_config_jumps_for_hosts_behind_the_bastion(tmp_path: Path) -> None:
     hosts = [LabHost("bastion", IPv4Address("10.213.48.5")), LabHost("lb1", IPv4Address("10.213.49.11"))]
     text = ssh_config_text(hosts, tmp_path / "id", tmp_path / "known", "habast", {"lb1": "bastion"})

@@ -2,7 +2,7 @@
 
 The script prints one tagged line per fact, so parsing never depends on a tool's prose:
   I <init>                    systemd or none
-  H <sha256>  <path>          a managed file's hash (sha256sum's own line; absent files have none)
+  H{ ... H}                   between them, sha256sum's own lines: a managed file's hash (absent files have none)
   M <mode> <path>             its octal mode
   F <sha256|-> <mode> <path>  the same for a path sha256sum would escape (a backslash or newline)
   T <path> <base64>           a file whose current text rendering needs (zone serials)
@@ -53,10 +53,17 @@ def files_record(target: str) -> str:
     return f"{PROVEN_DIR}/{target}.files"
 
 
+def init_script() -> str:
+    """Shell: the I line, without a subshell (printf and echo are builtins)."""
+    return f"printf 'I '; {DETECT_INIT}"
+
+
 def recorded_script() -> str:
-    """Shell: one L line per target with a record, and a P line per file it recorded."""
+    """Shell: one L line per target with a record, and a P line per file it recorded (builtins
+    only: a host's facts are read on every apply, and every process there costs its CPU)."""
     return (f'for r in {PROVEN_DIR}/*; do case "$r" in *.files|*.new|"{PROVEN_DIR}/*") continue;; esac; '
-            'n=${r##*/}; echo "L $n"; [ -f "$r.files" ] && sed "s|^|P $n |" "$r.files"; done; true')
+            'n=${r##*/}; echo "L $n"; [ -f "$r.files" ] || continue; '
+            'while IFS= read -r p || [ -n "$p" ]; do printf "P %s %s\\n" "$n" "$p"; done < "$r.files"; done; true')
 
 
 def parse_recorded(output: str) -> dict[str, list[str]]:
@@ -72,12 +79,12 @@ def parse_recorded(output: str) -> dict[str, list[str]]:
 
 
 def fact_script(paths: Iterable[str], text_paths: Iterable[str], targets: Iterable[Target]) -> str:
-    lines = [f'echo "I $({DETECT_INIT})"']
+    lines = [init_script()]
     wanted = sorted(set(paths))
     plain = [p for p in wanted if "\\" not in p and "\n" not in p]
     if plain:  # one hashing and one stat process for all files, not three per file
         quoted_all = " ".join(shlex.quote(p) for p in plain)
-        lines.append(f"sha256sum -- {quoted_all} 2>/dev/null | while IFS= read -r line; do echo \"H $line\"; done")
+        lines.append(f'echo "H{{"; sha256sum -- {quoted_all} 2>/dev/null; echo "H}}"')
         lines.append(f"stat -L -c 'M %a %n' -- {quoted_all} 2>/dev/null")
     for path in [p for p in wanted if p not in plain]:
         quoted = shlex.quote(path)
@@ -102,7 +109,15 @@ def parse_facts(output: str) -> HostFacts:
     texts: dict[str, str] = {}
     targets: dict[str, TargetState] = {}
     proven: dict[str, str] = {}
+    in_hashes = False
     for line in output.splitlines():
+        if line in ("H{", "H}"):
+            in_hashes = line == "H{"
+            continue
+        if in_hashes:
+            digest, _, path = line.partition("  ")
+            hashes[path] = digest
+            continue
         tag, _, rest = line.partition(" ")
         if tag == "I":
             init = rest.strip()
@@ -111,9 +126,6 @@ def parse_facts(output: str) -> HostFacts:
             hashes[path] = None if digest == "-" else digest
             if mode != "-":
                 modes[path] = int(mode, 8)
-        elif tag == "H":
-            digest, _, path = rest.partition("  ")
-            hashes[path] = digest
         elif tag == "M":
             mode, _, path = rest.partition(" ")
             modes[path] = int(mode, 8)

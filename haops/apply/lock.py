@@ -30,8 +30,18 @@ BEAT_S = 5
 ANSWER_S = 15
 THEN_S = 120  # the script run under the lock, before LOCKED
 LOCKED = b"\nhaops-lock: held "
-HOLD = (f'echo "$1" > {HOLDER}; ( eval "$2" ) </dev/null; echo; echo "haops-lock: held $?"; '
-        f'while beat=$(timeout {LEASE_S} head -n1) && [ -n "$beat" ]; do :; done')
+
+
+def hold_script(holder: str, then: str) -> str:
+    """The holder: this shell takes the lock on its own descriptor 9 (flock -n 9) and keeps it
+    until it ends, runs `then`, prints LOCKED with its exit code, and waits for heartbeats.
+    One shell for all of it, and no mkdir unless /run/lock is missing: every process here is
+    paid on every host on every apply."""
+    return (f"[ -d /run/lock ] || mkdir -p /run/lock; exec 9>>{LOCK} && flock -n 9 || exit 1; "
+            f"echo {shlex.quote(holder)} > {HOLDER}; ( eval {shlex.quote(then)} ) </dev/null; "
+            'c=$?; echo; echo "haops-lock: held $c"; '
+            f'while beat=$(timeout {LEASE_S} head -n1) && [ -n "$beat" ]; do :; done')
+
 
 
 class HostLock:
@@ -44,9 +54,7 @@ class HostLock:
 
     def __enter__(self) -> HostLock:
         holder = f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()} since {time.strftime('%H:%M:%S')}"
-        script = (f"mkdir -p /run/lock && exec flock -n {LOCK} sh -c {shlex.quote(HOLD)} lock "
-                  f"{shlex.quote(holder)} {shlex.quote(self.then)}")
-        command, first = shell_command(self.connection, script)
+        command, first = shell_command(self.connection, hold_script(holder, self.then))
         try:
             self.channel = channel = self.connection.client.get_transport().open_session(timeout=ANSWER_S)
             channel.settimeout(ANSWER_S)

@@ -19,12 +19,11 @@ def prune(
 ) -> None:
     """Daemons stopped, rules unloaded, files moved into the host's backup folder: only what haops recorded making live."""
     from haops.apply.execute import BACKUP_ROOT, new_run_id
-    from haops.apply.facts import parse_recorded, recorded_script
+    from haops.apply.facts import init_script, parse_recorded, recorded_script
     from haops.apply.lock import HostLock
     from haops.apply.prune import Leftover, leftovers, retire_script
     from haops.cli.apply import select_hosts
     from haops.targets import targets_by_host
-    from haops.targets.daemon import DETECT_INIT
     from haops.transport import Connections, HostFailure, run
 
     inv = load_inventory(inventory)
@@ -37,7 +36,7 @@ def prune(
     try:
         for host in hosts:
             try:
-                ran = run(connections.get(host), f'echo "I $({DETECT_INIT})"\n{recorded_script()}')
+                ran = run(connections.get(host), f"{init_script()}\n{recorded_script()}")
             except HostFailure as exc:
                 failed.append(f"{host}: {exc}")
                 continue
