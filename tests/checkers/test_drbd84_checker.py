@@ -135,11 +135,11 @@ def test_split_brain_recovery_steps_are_valid_drbdadm_84(tmp_path: Path) -> None
     _, steps = resolve_plan(resource, facts, "store2")
     calls = [dry_run(step, tmp_path).strip() for step in steps]
     connect = "/lib/drbd/drbdsetup-84 connect r0 ipv4:10.213.0.5{} ipv4:10.213.0.5{}"
-    assert calls[0] == "/lib/drbd/drbdsetup-84 disconnect ipv4:10.213.0.52:7789 ipv4:10.213.0.51:7789"
-    assert calls[1] == "/lib/drbd/drbdsetup-84 secondary 3"
-    assert calls[2].startswith(connect.format("2:7789", "1:7789")) and calls[2].endswith(" --discard-my-data")
-    assert calls[3] == "/lib/drbd/drbdsetup-84 disconnect ipv4:10.213.0.51:7789 ipv4:10.213.0.52:7789"
-    assert calls[4].startswith(connect.format("1:7789", "2:7789")) and "--discard-my-data" not in calls[4]
+    # both StandAlone: no disconnect (drbdsetup-84 refuses one, "unknown connection", on the VMs)
+    assert len(calls) == 3 and not any(" disconnect " in call for call in calls), calls
+    assert calls[0] == "/lib/drbd/drbdsetup-84 secondary 3"
+    assert calls[1].startswith(connect.format("2:7789", "1:7789")) and calls[1].endswith(" --discard-my-data")
+    assert calls[2].startswith(connect.format("1:7789", "2:7789")) and "--discard-my-data" not in calls[2]
 
 
 def test_drbdadm_84_refuses_a_per_peer_connection(tmp_path: Path) -> None:
