@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 from ipaddress import IPv4Network
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,3 +110,23 @@ def test_a_network_that_could_not_start_is_still_recorded_for_down(tmp_path: Pat
 def test_nothing_recorded_leaves_no_state_directory(tmp_path: Path) -> None:
     networks.record(tmp_path / "never-up", set())
     assert not (tmp_path / "never-up").exists()
+
+
+def vm_inventory(address: str) -> Any:
+    from haops import inventory
+
+    return inventory.parse(f"hosts:\n  real1: {{address: {address}}}\n", "vm.yml")
+
+
+def test_a_host_on_the_management_network_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HAOPS_VM_MANAGEMENT", raising=False)
+    with pytest.raises(networks.UserError, match="real1: address inside the VMs' management network 10.213.20.0/24"):
+        networks.for_inventory(vm_inventory("10.213.20.21"))
+    assert [n.name for n in networks.for_inventory(vm_inventory("10.213.22.21"))] == ["haops-management", "haops-10-213-22"]
+
+
+@pytest.mark.parametrize("management", ["10.213.0.0/16", "10.213.20.0/23"])
+def test_a_management_network_that_is_not_a_24_is_refused(monkeypatch: pytest.MonkeyPatch, management: str) -> None:
+    monkeypatch.setenv("HAOPS_VM_MANAGEMENT", management)
+    with pytest.raises(networks.UserError, match="must be a /24"):
+        networks.for_inventory(vm_inventory("10.213.22.21"))

@@ -70,7 +70,12 @@ def for_inventory(inventory: Inventory) -> list[Network]:
     if outside:
         raise UserError(f"VM networks outside {LAB_RANGE}, the range nothing leaves this machine from: "
                         f"{', '.join(outside)}; give the hosts (and HAOPS_VM_MANAGEMENT) addresses in {LAB_RANGE}")
-    return wanted(subnets, management_network(), management_nat())
+    management = management_network()
+    on_it = [name for name, host in inventory.hosts.items() if host.address in management]
+    if on_it:
+        raise UserError(f"{', '.join(on_it)}: address inside the VMs' management network {management} (Vagrant's, "
+                        f"handed out by DHCP); give the hosts addresses on another /24, or set HAOPS_VM_MANAGEMENT")
+    return wanted(subnets, management, management_nat())
 
 
 def virsh(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -102,9 +102,12 @@ def management_network() -> IPv4Network:
     """The network Vagrant logs in to the VMs on (HAOPS_VM_MANAGEMENT, as the Vagrantfile reads it)."""
     text = os.environ.get(MANAGEMENT_ENV, "10.213.20.0/24")
     try:
-        return IPv4Network(text)
+        network = IPv4Network(text)
     except ValueError as error:
         raise UserError(f"{MANAGEMENT_ENV}={text!r} is not an IPv4 network such as 10.213.20.0/24: {error}") from None
+    if network.prefixlen != 24:  # the VMs' other networks are /24s: a wider one would overlap them
+        raise UserError(f"{MANAGEMENT_ENV}={text!r} must be a /24, such as 10.213.20.0/24, apart from the hosts' networks")
+    return network
 
 
 def bridge_filtering(knob: Path = BRIDGE_KNOB) -> Finding:
