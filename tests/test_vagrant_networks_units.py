@@ -100,7 +100,7 @@ def test_a_network_that_could_not_start_is_still_recorded_for_down(tmp_path: Pat
         code = 1 if args[0] == "net-start" else 0
         return subprocess.CompletedProcess(args, code, "", "network is already in use by interface virbr9")
 
-    monkeypatch.setattr(networks, "virsh", virsh)
+    monkeypatch.setattr(networks.libvirt, "virsh", virsh)
     network = networks.Network("haops-10-213-22", IPv4Network("10.213.22.0/24"))
     with pytest.raises(networks.UserError, match="already in use by interface virbr9"):
         networks.define(network, tmp_path, set())

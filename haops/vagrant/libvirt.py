@@ -182,5 +182,14 @@ def domains() -> list[str]:
     """Every libvirt domain, running or not (none when libvirt does not answer)."""
     if not responds():
         return []
-    listed = subprocess.run(["virsh", "-c", SYSTEM_URI, "list", "--all", "--name"], capture_output=True, text=True, timeout=15)
-    return listed.stdout.split()
+    return virsh("list", "--all", "--name").stdout.split()
+
+
+def virsh(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(["virsh", "-c", SYSTEM_URI, *args], input=stdin, capture_output=True,
+                              text=True, timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        raise UserError(f"virsh {' '.join(args)} did not answer in 60 s: is libvirtd stuck? "
+                        "See /var/log/libvirt/libvirtd.log") from exc
+

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -78,18 +77,9 @@ def for_inventory(inventory: Inventory) -> list[Network]:
     return wanted(subnets, management, management_nat())
 
 
-def virsh(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(["virsh", "-c", libvirt.SYSTEM_URI, *args], input=stdin, capture_output=True,
-                              text=True, timeout=60)
-    except subprocess.TimeoutExpired as exc:
-        raise UserError(f"virsh {' '.join(args)} did not answer in 60 s: is libvirtd stuck? "
-                        "See /var/log/libvirt/libvirtd.log") from exc
-
-
 def described(name: str) -> str | None:
     """The network's XML as libvirt holds it, or None when there is no such network."""
-    ran = virsh("net-dumpxml", name)
+    ran = libvirt.virsh("net-dumpxml", name)
     return ran.stdout if ran.returncode == 0 else None
 
 
@@ -147,20 +137,20 @@ def ensure(networks: list[Network], state_dir: Path, prefix: str, say: Say) -> N
 def define(network: Network, state_dir: Path, made: set[str]) -> None:
     """Define and start the network; recorded as soon as it is defined, so `down` removes it even
     when it could not start."""
-    ran = virsh("net-define", "/dev/stdin", stdin=network.xml())
+    ran = libvirt.virsh("net-define", "/dev/stdin", stdin=network.xml())
     if ran.returncode == 0:
         made.add(network.name)
         record(state_dir, made)
-        ran = virsh("net-start", network.name)
+        ran = libvirt.virsh("net-start", network.name)
     if ran.returncode != 0:
         raise UserError(f"libvirt could not make network {network.name} ({network.subnet}): "
                         f"{ran.stderr.strip()[-300:]}; see /var/log/libvirt/libvirtd.log")
 
 
 def start(name: str) -> None:
-    if "Active:" in (info := virsh("net-info", name).stdout) and re.search(r"Active:\s+yes", info):
+    if "Active:" in (info := libvirt.virsh("net-info", name).stdout) and re.search(r"Active:\s+yes", info):
         return
-    ran = virsh("net-start", name)
+    ran = libvirt.virsh("net-start", name)
     if ran.returncode != 0:
         raise UserError(f"libvirt could not start network {name}: {ran.stderr.strip()[-300:]}")
 
@@ -175,8 +165,8 @@ def remove_unused(state_dir: Path, say: Say) -> None:
             say(f"network {name} kept: a VM is still attached to it")
             continue
         else:
-            virsh("net-destroy", name)
-            ran = virsh("net-undefine", name)
+            libvirt.virsh("net-destroy", name)
+            ran = libvirt.virsh("net-undefine", name)
             if ran.returncode != 0:
                 say(f"network {name} could not be removed: {ran.stderr.strip()[-200:]}")
                 continue
@@ -192,7 +182,7 @@ def attached(name: str) -> bool:
 
 def attached_domains(name: str) -> list[str]:
     return [domain for domain in libvirt.domains()
-            if f"network='{name}'" in (xml := virsh("dumpxml", domain).stdout) or f'network="{name}"' in xml]
+            if f"network='{name}'" in (xml := libvirt.virsh("dumpxml", domain).stdout) or f'network="{name}"' in xml]
 
 
 def recorded(state_dir: Path) -> set[str]:

@@ -168,10 +168,8 @@ def network_finding(network: IPv4Network, existing: dict[str, str], routes: list
 def libvirt_networks() -> dict[str, str]:
     if not libvirt.responds():
         return {}
-    names = subprocess.run(["virsh", "-c", libvirt.SYSTEM_URI, "net-list", "--all", "--name"], capture_output=True,
-                           text=True).stdout.split()
-    return {name: subprocess.run(["virsh", "-c", libvirt.SYSTEM_URI, "net-dumpxml", name], capture_output=True,
-                                 text=True).stdout for name in names}
+    names = libvirt.virsh("net-list", "--all", "--name").stdout.split()
+    return {name: libvirt.virsh("net-dumpxml", name).stdout for name in names}
 
 
 def probe_network(network: IPv4Network, check: str) -> Finding:
