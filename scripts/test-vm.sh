@@ -7,14 +7,6 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
 export HAOPS_VM_DRIVER=${HAOPS_VM_DRIVER:-qemu}
-set +e
-.venv/bin/python -m pytest -m vm tests/vm "$@"
-status=$?
-set -e
-if [ "$status" -eq 5 ]; then
-  echo "test-vm: pytest collected no tests; that is a failure" >&2
-  exit 1
-fi
-exit "$status"
+# The main test command (setup, mypy, pytest, exit 5 refused), narrowed to the VM tier.
+exec bash scripts/test.sh -m vm tests/vm "$@"
