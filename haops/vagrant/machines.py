@@ -187,12 +187,8 @@ def wait_or_kill(process: subprocess.Popen[str], args: list[str], deadline: floa
 
 
 def timed_out(process: subprocess.Popen[str], args: list[str], timeout_s: float) -> UserError:
-    """Kill vagrant's whole process group (its provider's children too), reap it, and say so."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
+    """End vagrant's whole process group (its provider's children too), reap it, and say so."""
+    end_group(process)
     return UserError(f"vagrant {' '.join(args)} took longer than {timeout_s:g} s and was killed with its child "
                      f"processes; see `haops vagrant status` and virsh list --all for what it left")
 
