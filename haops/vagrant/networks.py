@@ -148,7 +148,7 @@ def define(network: Network, state_dir: Path, made: set[str]) -> None:
 
 
 def start(name: str) -> None:
-    if "Active:" in (info := libvirt.virsh("net-info", name).stdout) and re.search(r"Active:\s+yes", info):
+    if re.search(r"Active:\s+yes", libvirt.virsh("net-info", name).stdout):
         return
     ran = libvirt.virsh("net-start", name)
     if ran.returncode != 0:
