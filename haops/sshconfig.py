@@ -65,7 +65,7 @@ class SshConfigFile:
     path: Path | None
     parsed: Any = field(init=False, repr=False)
     blocks: list[HostBlock] = field(init=False, repr=False)
-    named: re.Pattern[str] = field(init=False, repr=False)
+    named: Patterns = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         from paramiko import SSHConfig
@@ -82,7 +82,7 @@ class SshConfigFile:
 
     def names(self, alias: str) -> bool:
         """A `Host` pattern other than `*` matches the alias."""
-        return self.named.fullmatch(alias) is not None
+        return self.named.match(alias)
 
     def lookup(self, alias: str) -> dict[str, Any]:
         """The options for `alias`, as paramiko's lookup gives them. paramiko tests every block's
@@ -98,9 +98,27 @@ class SshConfigFile:
         return dict(subset.lookup(alias))
 
 
-def any_of(patterns: list[str]) -> re.Pattern[str]:
-    """One regex matching what any of the ssh_config (fnmatch) patterns matches; none: nothing."""
-    return re.compile("|".join(fnmatch.translate(p) for p in patterns) or r"(?!)")
+WILDCARDS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class Patterns:
+    """ssh_config (fnmatch) patterns: the plain names as a set, one regex for the rest. A lab's
+    file has a block per host, each named plainly: compiling a regex for each cost more per host
+    the more hosts there were."""
+
+    names: frozenset[str]
+    wild: re.Pattern[str] | None
+
+    def match(self, alias: str) -> bool:
+        return alias in self.names or (self.wild is not None and self.wild.fullmatch(alias) is not None)
+
+
+def any_of(patterns: list[str]) -> Patterns:
+    """What matches any of the patterns; none: nothing."""
+    wild = [p for p in patterns if WILDCARDS & set(p)]
+    return Patterns(frozenset(p for p in patterns if not WILDCARDS & set(p)),
+                    re.compile("|".join(fnmatch.translate(p) for p in wild)) if wild else None)
 
 
 @dataclass(frozen=True)
@@ -109,8 +127,8 @@ class HostBlock:
 
     context: dict[str, Any]
     patterns: tuple[str, ...]
-    positive: re.Pattern[str]
-    negated: re.Pattern[str]
+    positive: Patterns
+    negated: Patterns
     is_match: bool
     canonicalizes: bool
 
@@ -126,7 +144,7 @@ class HostBlock:
         matches and no negated one does."""
         if self.is_match:
             return True
-        return self.positive.fullmatch(alias) is not None and self.negated.fullmatch(alias) is None
+        return self.positive.match(alias) and not self.negated.match(alias)
 
 
 def lookup_name(name: str, address: str, ssh_host: str | None, config: SshConfigFile) -> tuple[str, str]:

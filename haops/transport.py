@@ -308,7 +308,11 @@ def config_file(path: Path | None) -> SshConfigFile:
         stamp = path.stat().st_mtime_ns if path is not None else 0
     except OSError:
         stamp = -1
-    return _parsed(path, stamp)
+    with _PARSING:  # once: every host's thread asks at the same moment
+        return _parsed(path, stamp)
+
+
+_PARSING = threading.Lock()
 
 
 @functools.lru_cache(maxsize=8)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from haops.apply.lock import HOLDER, LOCK, hold_script
+from haops.apply.lock import BASH, HOLDER, LOCK, hold_script
 
 pytestmark = pytest.mark.unit
 
 
-def holder(tmp_path: Path, then: str) -> subprocess.Popen[str]:
-    script = hold_script("tester pid 1", then).replace(LOCK, str(tmp_path / "lock")).replace(HOLDER, str(tmp_path / "holder"))
+def holder(tmp_path: Path, then: str, lease_s: int = 20, bash: str = BASH) -> subprocess.Popen[str]:
+    script = (hold_script("tester pid 1", then, lease_s).replace(LOCK, str(tmp_path / "lock"))
+              .replace(HOLDER, str(tmp_path / "holder")).replace(BASH, bash))
     return subprocess.Popen(["sh", "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
@@ -41,3 +43,43 @@ def test_the_holder_runs_then_under_the_lock_and_frees_it_at_end_of_input(tmp_pa
     third = holder(tmp_path, "echo again")
     assert read_until_held(third) == ["again", "", "haops-lock: held 0"]
     third.communicate(timeout=10)
+
+
+# Without bash the holder waits with `timeout head`; the path named here does not exist.
+WAYS = {"bash": BASH, "no bash": "/nonexistent/bash"}
+
+
+@pytest.mark.parametrize("bash", WAYS.values(), ids=WAYS.keys())
+def test_heartbeats_keep_the_lock_and_their_end_frees_it(tmp_path: Path, bash: str) -> None:
+    first = holder(tmp_path, "true", lease_s=1, bash=bash)
+    read_until_held(first)
+    assert first.stdin is not None
+    for _ in range(4):  # 2 s of beats on a 1 s lease
+        first.stdin.write("beat\n")
+        first.stdin.flush()
+        time.sleep(0.5)
+    assert first.poll() is None, "the holder gave up while heartbeats came"
+    waiting_in = Path(f"/proc/{first.pid}/comm").read_text().strip()
+    children = Path(f"/proc/{first.pid}/task/{first.pid}/children").read_text().split()
+    if bash == BASH:
+        assert (waiting_in, children) == ("bash", []), "bash waits with no process of its own"
+    else:
+        assert waiting_in == "sh" and len(children) == 1, "sh waits on one `timeout head` at a time"
+    second = holder(tmp_path, "echo never")
+    assert second.communicate(timeout=10)[0] == "" and second.returncode == 1
+    first.stdin.close()
+    assert first.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize("bash", WAYS.values(), ids=WAYS.keys())
+def test_a_silent_holder_lets_go_when_its_lease_runs_out(tmp_path: Path, bash: str) -> None:
+    first = holder(tmp_path, "true", lease_s=1, bash=bash)
+    read_until_held(first)
+    started = time.monotonic()
+    first.wait(timeout=10)  # its input stays open, as when the network splits
+    assert 0.8 < time.monotonic() - started < 5
+    third = holder(tmp_path, "echo again")
+    assert read_until_held(third)[0] == "again"
+    third.communicate(timeout=10)
+    assert first.stdin is not None
+    first.stdin.close()

@@ -148,6 +148,20 @@ def test_a_lookup_in_a_lab_config_tests_only_blocks_that_can_apply(tmp_path: Pat
     assert tested and max(tested) <= 3
 
 
+def test_reading_a_lab_config_compiles_no_pattern_per_plainly_named_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    hosts = [LabHost(f"web{i}", IPv4Address(f"10.213.11.{100 + i}")) for i in range(1, 41)]
+    path = tmp_path / "ssh_config"
+    path.write_text(ssh_config_text(hosts, tmp_path / "id", tmp_path / "known", "big"))
+    compiled: list[str] = []
+    original = re.compile
+    monkeypatch.setattr(re, "compile", lambda pattern, *a: compiled.append(pattern) or original(pattern, *a))
+    config = SshConfigFile(path)
+    assert len(compiled) <= 2, compiled  # the wildcard blocks, not one per host
+    assert config.names("web40") and not config.names("web41")
+
+
 def test_the_lab_ssh_config_jumps_for_hosts_behind_the_bastion(tmp_path: Path) -> None:
     hosts = [LabHost("bastion", IPv4Address("10.213.48.5")), LabHost("lb1", IPv4Address("10.213.49.11"))]
     text = ssh_config_text(hosts, tmp_path / "id", tmp_path / "known", "habast", {"lb1": "bastion"})

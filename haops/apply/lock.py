@@ -32,16 +32,21 @@ THEN_S = 120  # the script run under the lock, before LOCKED
 LOCKED = b"\nhaops-lock: held "
 
 
-def hold_script(holder: str, then: str) -> str:
+BASH = "/bin/bash"
+
+
+def hold_script(holder: str, then: str, lease_s: int = LEASE_S) -> str:
     """The holder: this shell takes the lock on its own descriptor 9 (flock -n 9) and keeps it
     until it ends, runs `then`, prints LOCKED with its exit code, and waits for heartbeats.
     One shell for all of it, and no mkdir unless /run/lock is missing: every process here is
-    paid on every host on every apply."""
+    paid on every host on every apply. The wait is bash's `read -t` where bash is (the shell
+    becomes bash and keeps descriptor 9): no process per heartbeat; else one `timeout` each."""
+    wait_in_bash = f'while read -r -t {lease_s} beat && [ -n "$beat" ]; do :; done'
     return (f"[ -d /run/lock ] || mkdir -p /run/lock; exec 9>>{LOCK} && flock -n 9 || exit 1; "
             f"echo {shlex.quote(holder)} > {HOLDER}; ( eval {shlex.quote(then)} ) </dev/null; "
             'c=$?; echo; echo "haops-lock: held $c"; '
-            f'while beat=$(timeout {LEASE_S} head -n1) && [ -n "$beat" ]; do :; done')
-
+            f"[ -x {BASH} ] && exec {BASH} -c {shlex.quote(wait_in_bash)}; "
+            f'while beat=$(timeout {lease_s} head -n1) && [ -n "$beat" ]; do :; done')
 
 
 class HostLock:
