@@ -156,7 +156,7 @@ def test_reading_a_lab_config_compiles_no_pattern_per_plainly_named_host(tmp_pat
     path.write_text(ssh_config_text(hosts, tmp_path / "id", tmp_path / "known", "big"))
     compiled: list[str] = []
     original = re.compile
-    monkeypatch.setattr(re, "compile", lambda pattern, *a: compiled.append(pattern) or original(pattern, *a))
+    monkeypatch.setattr(re, "compile", lambda pattern, *a, **k: compiled.append(pattern) or original(pattern, *a, **k))
     config = SshConfigFile(path)
     assert len(compiled) <= 2, compiled  # the wildcard blocks, not one per host
     assert config.names("web40") and not config.names("web41")

@@ -40,12 +40,13 @@ def hold_script(holder: str, then: str, lease_s: int = LEASE_S) -> str:
     until it ends, runs `then`, prints LOCKED with its exit code, and waits for heartbeats.
     One shell for all of it, and no mkdir unless /run/lock is missing: every process here is
     paid on every host on every apply. The wait is bash's `read -t` where bash is (the shell
-    becomes bash and keeps descriptor 9): no process per heartbeat; else one `timeout` each."""
+    becomes bash and keeps descriptor 9): no process per heartbeat; else one `timeout` each.
+    --norc: Debian's bash reads ~/.bashrc under sshd even for `bash -c`."""
     wait_in_bash = f'while read -r -t {lease_s} beat && [ -n "$beat" ]; do :; done'
     return (f"[ -d /run/lock ] || mkdir -p /run/lock; exec 9>>{LOCK} && flock -n 9 || exit 1; "
             f"echo {shlex.quote(holder)} > {HOLDER}; ( eval {shlex.quote(then)} ) </dev/null; "
             'c=$?; echo; echo "haops-lock: held $c"; '
-            f"[ -x {BASH} ] && exec {BASH} -c {shlex.quote(wait_in_bash)}; "
+            f"[ -x {BASH} ] && exec {BASH} --norc --noprofile -c {shlex.quote(wait_in_bash)}; "
             f'while beat=$(timeout {lease_s} head -n1) && [ -n "$beat" ]; do :; done')
 
 

@@ -20,14 +20,11 @@ SYSTEMD = "systemd"
 PLAIN = "none"
 DETECT_INIT = "if [ -d /run/systemd/system ]; then echo systemd; else echo none; fi"
 
-# Children of the master ($m): they are replaced when a reload takes effect. Shell builtins
-# only (apply's facts and every proof poll run this). Where the kernel lists each thread's
-# children (CONFIG_PROC_CHILDREN: Debian's, Ubuntu's and RHEL's kernels do), that list; elsewhere
-# pidof's PIDs of that name whose parent (field 4 of /proc/PID/stat) is the master.
-CHILDREN_LISTED = 'for t in /proc/"$m"/task/*/children; do c=; {{ read -r c < "$t"; }} 2>/dev/null; g="$g $c"; done'
-CHILDREN_BY_NAME = ('for p in $(pidof {process} 2>/dev/null); do {{ read -r _ _ _ pp _ < /proc/$p/stat; }} 2>/dev/null && '
-                    '[ "$pp" = "$m" ] && g="$g $p"; done')
-WORKERS = f'g=; if [ -r "/proc/$m/task/$m/children" ]; then {CHILDREN_LISTED}; else {CHILDREN_BY_NAME}; fi; echo $g'
+# Children of the master: they are replaced when a reload takes effect. Shell builtins only
+# (apply's facts and every proof poll run this): the parent is field 4 of /proc/PID/stat
+# (process names have no spaces, the inventory checks that), the PIDs as pidof lists them.
+WORKERS = ('g=; for p in $(pidof {process} 2>/dev/null); do {{ read -r _ _ _ pp _ < /proc/$p/stat; }} 2>/dev/null && '
+           '[ "$pp" = "$m" ] && g="$g $p"; done; echo $g')
 
 
 @dataclass(frozen=True)
