@@ -116,8 +116,8 @@ class Patterns:
 
 def any_of(patterns: list[str]) -> Patterns:
     """What matches any of the patterns; none: nothing."""
-    wild = [p for p in patterns if WILDCARDS & set(p)]
-    return Patterns(frozenset(p for p in patterns if not WILDCARDS & set(p)),
+    wild = [p for p in patterns if not WILDCARDS.isdisjoint(p)]
+    return Patterns(frozenset(patterns).difference(wild),
                     re.compile("|".join(fnmatch.translate(p) for p in wild)) if wild else None)
 
 

@@ -302,6 +302,9 @@ def _hop_class() -> type[Connection]:
     return Hop
 
 
+_PARSING = threading.Lock()
+
+
 def config_file(path: Path | None) -> SshConfigFile:
     """The parsed ssh config, read again only when the file changes."""
     try:
@@ -310,9 +313,6 @@ def config_file(path: Path | None) -> SshConfigFile:
         stamp = -1
     with _PARSING:  # once: every host's thread asks at the same moment
         return _parsed(path, stamp)
-
-
-_PARSING = threading.Lock()
 
 
 @functools.lru_cache(maxsize=8)
